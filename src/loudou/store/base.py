@@ -1,0 +1,100 @@
+"""The Store protocol: everything analyses and importers need from storage, and nothing more.
+
+Analyses never talk to a database directly. A ClickHouse store later implements the same protocol;
+optional abilities get protocols of their own rather than widening this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from loudou.model.spec import FunnelSpec
+
+# Columns of the events table (DESIGN §3). `properties` is JSON text; promoted columns are pulled out
+# of the properties because they pay for themselves (sessions, attribution, revenue).
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("event", pa.string()),
+        ("ts", pa.timestamp("us")),  # UTC, naive
+        ("session_id", pa.string()),
+        ("channel", pa.string()),
+        ("campaign", pa.string()),
+        ("revenue", pa.float64()),
+        ("properties", pa.string()),
+    ]
+)
+PROMOTED_COLUMNS = ("session_id", "channel", "campaign", "revenue")
+
+CUSTOMER_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("traits", pa.string()),  # JSON object text; merged into existing traits, latest wins
+    ]
+)
+
+SPEND_SCHEMA = pa.schema(
+    [
+        ("day", pa.date32()),
+        ("channel", pa.string()),
+        ("campaign", pa.string()),
+        ("amount", pa.float64()),
+        ("currency", pa.string()),
+    ]
+)
+
+
+@dataclass
+class WriteResult:
+    """What one write did: rows new to the store, and rows it already had (idempotent re-imports)."""
+
+    inserted: int = 0
+    duplicates: int = 0
+
+    def __iadd__(self, other: WriteResult) -> WriteResult:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        return self
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Narrow storage interface shared by every backend."""
+
+    path: str
+
+    def insert_events(self, batch: pa.Table) -> WriteResult:
+        """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped."""
+        ...
+
+    def upsert_customers(self, batch: pa.Table) -> WriteResult:
+        """Merge traits (CUSTOMER_SCHEMA) into customers, latest value wins."""
+        ...
+
+    def insert_spend(self, batch: pa.Table) -> WriteResult:
+        """Add or replace spend rows (SPEND_SCHEMA), keyed by day, channel and campaign."""
+        ...
+
+    def funnel_events(self, spec: FunnelSpec) -> pa.Table:
+        """Events relevant to a funnel, sorted by group and time, with a step bit mask per row.
+
+        Columns: ``customer_id``, ``group_key`` (session and held values joined, or ''),
+        ``t`` (int64 microseconds UTC), ``mask`` (uint64: bit k = step k+1, bit n+j = exclusion j),
+        and ``breakdown`` (string or null) when the spec has a breakdown.
+        """
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table, for summaries."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...

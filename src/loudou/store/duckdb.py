@@ -1,0 +1,227 @@
+"""The default store: one embedded DuckDB file. The only module that calls DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from loudou.errors import StoreError
+from loudou.model.spec import FunnelSpec
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, WriteResult
+from loudou.store.duckdb_sql import funnel_events_sql
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS events (
+            event_id    VARCHAR PRIMARY KEY,
+            customer_id VARCHAR NOT NULL,
+            event       VARCHAR NOT NULL,
+            ts          TIMESTAMP NOT NULL,   -- UTC, microseconds
+            session_id  VARCHAR,
+            channel     VARCHAR,
+            campaign    VARCHAR,
+            revenue     DOUBLE,
+            properties  JSON
+        );
+        CREATE TABLE IF NOT EXISTS customers (
+            customer_id VARCHAR PRIMARY KEY,
+            traits      JSON NOT NULL DEFAULT '{}',
+            first_seen  TIMESTAMP,
+            last_seen   TIMESTAMP
+        );
+        CREATE TABLE IF NOT EXISTS spend (
+            day      DATE NOT NULL,
+            channel  VARCHAR NOT NULL,
+            campaign VARCHAR NOT NULL DEFAULT '',
+            amount   DOUBLE NOT NULL,
+            currency VARCHAR NOT NULL DEFAULT 'USD',
+            PRIMARY KEY (day, channel, campaign)
+        );
+        """
+    )
+
+
+# Migrations in order; the schema version is the number applied. Append, never edit.
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class DuckDBStore:
+    """Embedded store. Opens read-only when asked, so readers can share a file with one writer."""
+
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"folder {str(parent)!r} does not exist", "db")
+            if read_only and not Path(path).exists():
+                raise StoreError(f"no database at {path!r}; import data first", "db")
+        try:
+            self.con = duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            raise StoreError(f"cannot open database {path!r}: {str(e).splitlines()[0]}", "db") from None
+        except duckdb.Error as e:
+            raise StoreError(f"{path!r} is not a loudou database: {str(e).splitlines()[0]}", "db") from None
+        self._migrate()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self.con
+        has_meta = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            if self.read_only:
+                raise StoreError(f"{self.path!r} is not a loudou database", "db")
+            con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        version = int(self.get_meta("schema_version") or 0)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {version} is newer than this loudou ({SCHEMA_VERSION}); upgrade",
+                "db",
+            )
+        if version < SCHEMA_VERSION and self.read_only:
+            raise StoreError("database needs a schema upgrade; open it once without read-only", "db")
+        for i in range(version, SCHEMA_VERSION):
+            con.execute("BEGIN")
+            MIGRATIONS[i](con)
+            self.set_meta("schema_version", str(i + 1))
+            con.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    # -- writes ---------------------------------------------------------------------------------
+    def _count(self, table: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 (own name)
+        return int(row[0]) if row else 0
+
+    def insert_events(self, batch: pa.Table) -> WriteResult:
+        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+        if batch.num_rows == 0:
+            return WriteResult()
+        con = self.con
+        con.register("_batch", batch)
+        try:
+            con.execute("BEGIN")
+            row = con.execute(
+                "INSERT OR IGNORE INTO events SELECT * FROM _batch"
+            ).fetchone()
+            inserted = int(row[0]) if row else 0
+            # Every customer seen in events exists in customers, with first/last seen times.
+            con.execute(
+                """
+                INSERT INTO customers (customer_id, first_seen, last_seen)
+                SELECT customer_id, min(ts), max(ts) FROM _batch GROUP BY customer_id
+                ON CONFLICT (customer_id) DO UPDATE SET
+                    first_seen = least(coalesce(customers.first_seen, excluded.first_seen), excluded.first_seen),
+                    last_seen = greatest(coalesce(customers.last_seen, excluded.last_seen), excluded.last_seen)
+                """
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_batch")
+        return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
+
+    def upsert_customers(self, batch: pa.Table) -> WriteResult:
+        batch = batch.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
+        if batch.num_rows == 0:
+            return WriteResult()
+        con = self.con
+        con.register("_batch", batch)
+        try:
+            con.execute("BEGIN")
+            new = con.execute(
+                "SELECT count(DISTINCT customer_id) FROM _batch "
+                "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
+            ).fetchone()
+            # Rows for one customer within a batch are merged in file order, then into the store.
+            con.execute(
+                """
+                INSERT INTO customers (customer_id, traits)
+                SELECT customer_id,
+                       list_reduce(list(CAST(traits AS JSON) ORDER BY rn),
+                                   lambda x, y: json_merge_patch(x, y))
+                FROM (SELECT *, row_number() OVER () AS rn FROM _batch)
+                GROUP BY customer_id
+                ON CONFLICT (customer_id) DO UPDATE SET
+                    traits = json_merge_patch(customers.traits, excluded.traits)
+                """
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_batch")
+        inserted = int(new[0]) if new else 0
+        return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
+
+    def insert_spend(self, batch: pa.Table) -> WriteResult:
+        batch = batch.select(SPEND_SCHEMA.names).cast(SPEND_SCHEMA)
+        if batch.num_rows == 0:
+            return WriteResult()
+        con = self.con
+        con.register("_batch", batch)
+        try:
+            con.execute("BEGIN")
+            before = self._count("spend")
+            con.execute(
+                """
+                INSERT INTO spend
+                SELECT day, channel, coalesce(campaign, ''), sum(amount), any_value(coalesce(currency, 'USD'))
+                FROM _batch GROUP BY day, channel, coalesce(campaign, '')
+                ON CONFLICT (day, channel, campaign) DO UPDATE SET
+                    amount = excluded.amount, currency = excluded.currency
+                """
+            )
+            inserted = self._count("spend") - before
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_batch")
+        return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def funnel_events(self, spec: FunnelSpec) -> pa.Table:
+        sql, params = funnel_events_sql(spec)
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    def counts(self) -> dict[str, int]:
+        return {t: self._count(t) for t in ("events", "customers", "spend")}
+
+    def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
+        """Run read SQL built by loudou's own builders (never from user text)."""
+        return self.con.sql(sql, params=params or []).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

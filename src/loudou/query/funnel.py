@@ -30,6 +30,7 @@ class Units:
     levels: np.ndarray  # int64, 0..n_steps
     times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached
     first_idx: np.ndarray  # int64: row of the chain's step-1 event, -1 if none
+    start_row: np.ndarray  # int64: first row of the unit's group, to name its customer (and session)
 
 
 def _boundaries(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
@@ -57,21 +58,24 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
     group_starts = _boundaries(table, ["customer_id", "unit_key", "group_key"])
 
     if spec.count == "totals":
-        levels, times, first_idx, excluded, _ = kern.funnel_attempts(
+        levels, times, first_idx, excluded, group = kern.funnel_attempts(
             t, mask, group_starts, n_steps, window, mode, ex_after, ex_before
         )
+        start_row = group_starts[group]
     else:
         levels, times, first_idx, excluded = kern.funnel_groups(
             t, mask, group_starts, n_steps, window, mode, ex_after, ex_before
         )
+        start_row = group_starts[:-1]
         if spec.hold_constant:
             # several groups (held values) per unit: the unit's best group speaks for it
             unit_rows = _boundaries(table, ["customer_id", "unit_key"])
             unit_of_row_start = np.searchsorted(group_starts, unit_rows)
             best = kern.best_group_per_unit(levels, unit_of_row_start.astype(np.int64))
             levels, times, first_idx, excluded = levels[best], times[best], first_idx[best], excluded[best]
+            start_row = start_row[best]
     keep = ~excluded
-    return Units(levels=levels[keep], times=times[keep], first_idx=first_idx[keep])
+    return Units(levels[keep], times[keep], first_idx[keep], start_row[keep])
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -123,7 +127,7 @@ def _breakdown(table: pa.Table, units: Units, spec: FunnelSpec) -> list[Breakdow
     result = []
     for label, members in [(v, [v]) for v in top] + ([(OTHER, rest)] if rest else []):
         sel = np.isin(values, members) & entered
-        sub = Units(units.levels[sel], units.times[sel], units.first_idx[sel])
+        sub = Units(units.levels[sel], units.times[sel], units.first_idx[sel], units.start_row[sel])
         result.append(BreakdownResult(value=label, steps=summarize(sub, spec.steps)))
     return result
 

@@ -41,7 +41,9 @@ def events_table(journeys: dict[str, Journey]) -> pa.Table:
     return pa.table(cols, schema=EVENT_SCHEMA)
 
 
-def make_store(journeys: dict[str, Journey], traits: dict[str, dict[str, Any]] | None = None) -> Any:
+def make_store(
+    journeys: dict[str, Journey], traits: dict[str, dict[str, Any]] | None = None
+) -> Any:
     store = loudou.connect(":memory:")
     store.insert_events(events_table(journeys))
     if traits:

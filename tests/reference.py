@@ -107,7 +107,9 @@ def attempt_levels(events: Events, n: int, window: int, mode: str) -> list[int]:
             end = t0  # complete at once
         elif mode == "any_order":
             present = {k for t, k in entries if t0 <= t <= t0 + window}
-            first_seen = {k: min(t for t, kk in entries if kk == k and t0 <= t) for k in present if k >= 0}
+            first_seen = {
+                k: min(t for t, kk in entries if kk == k and t0 <= t) for k in present if k >= 0
+            }
             while level < n and level in present:
                 level += 1
             if level == n:

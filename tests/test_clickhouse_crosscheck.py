@@ -9,10 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from journeys import levels_by_customer, spec_of
 
 import loudou
 from loudou.store.base import EVENT_SCHEMA
+
+from journeys import levels_by_customer, spec_of
 
 chdb_session = pytest.importorskip("chdb.session")
 

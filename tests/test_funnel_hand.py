@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from journeys import counts, levels_by_customer, make_store, spec_of
 
 import loudou
+
+from journeys import counts, levels_by_customer, make_store, spec_of
 
 H = 3600
 D = 86400
@@ -51,7 +52,10 @@ def test_window_edge_is_inclusive():
             "late": [("view", 0), ("buy", D + 1)],  # one second late: does not
         }
     )
-    assert levels_by_customer(store, spec_of(["view", "buy"], window="1d")) == {"edge": 2, "late": 1}
+    assert levels_by_customer(store, spec_of(["view", "buy"], window="1d")) == {
+        "edge": 2,
+        "late": 1,
+    }
 
 
 def test_ties_count_in_order_and_one_event_can_match_two_steps():
@@ -65,7 +69,9 @@ def test_ties_count_in_order_and_one_event_can_match_two_steps():
     assert levels_by_customer(store, spec_of(["view", "buy"], window=60)) == {"tie": 2, "rev": 2}
     assert levels_by_customer(store, spec_of(["buy|view", "buy"], window=60))["one"] == 2
     # strict_increase needs strictly later timestamps
-    assert levels_by_customer(store, spec_of(["view", "buy"], window=60, mode="strict_increase")) == {
+    assert levels_by_customer(
+        store, spec_of(["view", "buy"], window=60, mode="strict_increase")
+    ) == {
         "tie": 1,
         "rev": 1,
     }
@@ -155,7 +161,9 @@ def test_breakdown_attributed_at_step_one_with_top_n_and_other():
             "n1": [("view", 0), ("buy", 5)],
         }
     )
-    res = loudou.run_funnel(store, spec_of(["view", "buy"], window=H, breakdown="src", breakdown_limit=2))
+    res = loudou.run_funnel(
+        store, spec_of(["view", "buy"], window=H, breakdown="src", breakdown_limit=2)
+    )
     got = {b.value: [s.count for s in b.steps] for b in res.breakdown}
     # 'ads' is largest; 'mail','seo','(none)' tie at 1 and sort by name: '(none)' then 'mail'
     assert got == {"ads": [2, 1], "(none)": [1, 1], "other": [2, 1]}
@@ -168,7 +176,10 @@ def test_breakdown_by_customer_trait():
         traits={"a": {"region": "north"}, "b": {"region": "north"}, "c": {"region": "south"}},
     )
     res = loudou.run_funnel(store, spec_of(["view", "buy"], window=H, breakdown="customer.region"))
-    assert {b.value: [s.count for s in b.steps] for b in res.breakdown} == {"north": [2, 1], "south": [1, 1]}
+    assert {b.value: [s.count for s in b.steps] for b in res.breakdown} == {
+        "north": [2, 1],
+        "south": [1, 1],
+    }
 
 
 def test_hold_constant_property():

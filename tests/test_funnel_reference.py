@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from journeys import counts, counts_from_levels, levels_by_customer, make_store, spec_of
 from reference import attempt_levels
 from reference import level as ref_level
@@ -24,15 +25,15 @@ event_st = st.tuples(
     st.sampled_from(["p", "q"]),  # held property
 )
 journeys_st = st.dictionaries(
-    st.sampled_from([f"c{i}" for i in range(12)]), st.lists(event_st, min_size=1, max_size=14), min_size=1
+    st.sampled_from([f"c{i}" for i in range(12)]),
+    st.lists(event_st, min_size=1, max_size=14),
+    min_size=1,
 )
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def matches(name: str, v: int, n_steps: int) -> frozenset[int]:
-    return frozenset(
-        k for k in range(n_steps) if name in STEP_NAMES[k] and (k != 3 or v >= 1)
-    )
+    return frozenset(k for k in range(n_steps) if name in STEP_NAMES[k] and (k != 3 or v >= 1))
 
 
 def to_journeys(data: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -48,7 +49,9 @@ def reference_levels(data, n_steps, window, mode, key=None):
     for cid, evs in data.items():
         parts = defaultdict(list)
         for e, t, v, s, h in evs:
-            parts[key((e, t, v, s, h)) if key else None].append((t * 60 * 1_000_000, matches(e, v, n_steps)))
+            parts[key((e, t, v, s, h)) if key else None].append(
+                (t * 60 * 1_000_000, matches(e, v, n_steps))
+            )
         out[cid] = max(ref_level(p, n_steps, window * 1_000_000, mode) for p in parts.values())
     return {c: lv for c, lv in out.items() if lv > 0}
 
@@ -104,7 +107,9 @@ def test_exclusions_only_remove_customers_who_did_the_excluded_event(data, windo
     store = make_store(to_journeys(data))
     plain = spec_of(STEPS, window=window_min * 60)
     excl = spec_of(
-        STEPS, window=window_min * 60, exclusions=[{"event": "x", "after_step": 1, "before_step": 3}]
+        STEPS,
+        window=window_min * 60,
+        exclusions=[{"event": "x", "after_step": 1, "before_step": 3}],
     )
     before, after = levels_by_customer(store, plain), levels_by_customer(store, excl)
     for cid, lv in before.items():

@@ -17,11 +17,16 @@ import numpy as np
 from numba import njit
 
 ORDERED, STRICT_ORDER, STRICT_INCREASE, ANY_ORDER = 0, 1, 2, 3
-MODES = {"ordered": ORDERED, "strict_order": STRICT_ORDER, "strict_increase": STRICT_INCREASE, "any_order": ANY_ORDER}
+MODES = {
+    "ordered": ORDERED,
+    "strict_order": STRICT_ORDER,
+    "strict_increase": STRICT_INCREASE,
+    "any_order": ANY_ORDER,
+}
 
 
 @njit(cache=True, nogil=True)
-def _excluded(t, mask, s, e, level, times, window, n_steps, ex_after, ex_before):  # type: ignore[no-untyped-def]
+def _excluded(t, mask, s, e, level, times, window, n_steps, ex_after, ex_before):
     """True if an exclusion event falls strictly between the chain's two steps (or, when the
     later step was not reached, after the earlier step and within the window)."""
     for j in range(ex_after.shape[0]):
@@ -46,7 +51,7 @@ def _excluded(t, mask, s, e, level, times, window, n_steps, ex_after, ex_before)
 
 
 @njit(cache=True, nogil=True)
-def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):  # type: ignore[no-untyped-def]
+def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
     """windowFunnel's level for one group; fills times_out[:level] with the chain's step times.
     Returns (level, index of the chain's step-1 event)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
@@ -119,7 +124,7 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):  # type: igno
 
 
 @njit(cache=True, nogil=True)
-def _any_order_level(t, mask, s, e, n_steps, window, times_out):  # type: ignore[no-untyped-def]
+def _any_order_level(t, mask, s, e, n_steps, window, times_out):
     """Largest k such that steps 1..k all occur within one window, in any order. times_out[q] is
     when steps 1..q+1 were all done in the best window (earliest such window on ties)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
@@ -173,7 +178,7 @@ def _any_order_level(t, mask, s, e, n_steps, window, times_out):  # type: ignore
 
 
 @njit(cache=True, nogil=True)
-def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before):  # type: ignore[no-untyped-def]
+def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before):
     """Per group: (level, step times [G, n_steps], step-1 event index, excluded)."""
     g_count = starts.shape[0] - 1
     levels = np.zeros(g_count, np.int64)
@@ -190,12 +195,14 @@ def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before): 
         levels[g] = lvl
         first_idx[g] = fi
         if lvl > 0 and ex_after.shape[0] > 0:
-            excluded[g] = _excluded(t, mask, s, e, lvl, times[g], window, n_steps, ex_after, ex_before)
+            excluded[g] = _excluded(
+                t, mask, s, e, lvl, times[g], window, n_steps, ex_after, ex_before
+            )
     return levels, times, first_idx, excluded
 
 
 @njit(cache=True, nogil=True)
-def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out):  # type: ignore[no-untyped-def]
+def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out):
     """One funnel attempt anchored at the step-1 event p. Returns (level, end time)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
     anchor = t[p]
@@ -255,7 +262,7 @@ def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out):  # type: ignor
 
 
 @njit(cache=True, nogil=True)
-def funnel_attempts(t, mask, starts, n_steps, window, mode, ex_after, ex_before):  # type: ignore[no-untyped-def]
+def funnel_attempts(t, mask, starts, n_steps, window, mode, ex_after, ex_before):
     """Totals: every entry into the funnel is an attempt. A new attempt starts at the first step-1
     event after the previous attempt ended (completed, interrupted, or its window ran out)."""
     n = t.shape[0]
@@ -277,14 +284,16 @@ def funnel_attempts(t, mask, starts, n_steps, window, mode, ex_after, ex_before)
             first_idx[count] = p
             group[count] = g
             if ex_after.shape[0] > 0:
-                excluded[count] = _excluded(t, mask, s, e, lvl, times[count], window, n_steps, ex_after, ex_before)
+                excluded[count] = _excluded(
+                    t, mask, s, e, lvl, times[count], window, n_steps, ex_after, ex_before
+                )
             free_after = end
             count += 1
     return levels[:count], times[:count], first_idx[:count], excluded[:count], group[:count]
 
 
 @njit(cache=True, nogil=True)
-def best_group_per_unit(levels, unit_starts):  # type: ignore[no-untyped-def]
+def best_group_per_unit(levels, unit_starts):
     """Index of the group with the highest level in each unit (first on ties)."""
     u_count = unit_starts.shape[0] - 1
     out = np.empty(u_count, np.int64)

@@ -96,9 +96,16 @@ class FunnelResult:
                 if self.breakdown_by is not None:
                     row["breakdown"] = "(all)" if value is None else value
                 row |= {"step": i, "name": s.label(lang)}
-                row |= {k: v for k, v in s.to_dict().items() if k not in ("name", "name_zh", "ci95", "ci95_from_start")}
+                row |= {
+                    k: v
+                    for k, v in s.to_dict().items()
+                    if k not in ("name", "name_zh", "ci95", "ci95_from_start")
+                }
                 row |= {"ci95_low": s.ci95[0], "ci95_high": s.ci95[1]}
-                row |= {"ci95_from_start_low": s.ci95_from_start[0], "ci95_from_start_high": s.ci95_from_start[1]}
+                row |= {
+                    "ci95_from_start_low": s.ci95_from_start[0],
+                    "ci95_from_start_high": s.ci95_from_start[1],
+                }
                 out.append(row)
         return out
 
@@ -124,9 +131,20 @@ class FunnelResult:
         labels = [s.label(lang) for s in self.steps]
         if self.breakdown:
             for b in self.breakdown:
-                fig.add_trace(go.Funnel(name=b.value, y=labels, x=[s.count for s in b.steps], textinfo="value+percent initial"))
+                fig.add_trace(
+                    go.Funnel(
+                        name=b.value,
+                        y=labels,
+                        x=[s.count for s in b.steps],
+                        textinfo="value+percent initial",
+                    )
+                )
         else:
-            fig.add_trace(go.Funnel(y=labels, x=[s.count for s in self.steps], textinfo="value+percent initial"))
+            fig.add_trace(
+                go.Funnel(
+                    y=labels, x=[s.count for s in self.steps], textinfo="value+percent initial"
+                )
+            )
         title = self.funnel_zh if lang == "zh" and self.funnel_zh else self.funnel
         fig.update_layout(title=title, margin={"l": 160, "r": 40, "t": 60, "b": 40})
         return fig

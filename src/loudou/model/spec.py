@@ -9,13 +9,24 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loudou.errors import SpecError
 
 Op = Literal["=", "!=", ">", ">=", "<", "<=", "in", "not in", "contains", "is set", "is not set"]
-OPS: tuple[str, ...] = ("=", "!=", ">", ">=", "<", "<=", "in", "not in", "contains", "is set", "is not set")
+OPS: tuple[str, ...] = (
+    "=",
+    "!=",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "in",
+    "not in",
+    "contains",
+    "is set",
+    "is not set",
+)
 Mode = Literal["ordered", "strict_order", "strict_increase", "any_order"]
 CountBy = Literal["customers", "sessions", "totals"]
 Scalar = str | int | float | bool
@@ -25,7 +36,9 @@ MAX_STEPS = 32  # ClickHouse windowFunnel's own limit; enough for any real funne
 # Property and trait names end up inside JSON paths (bound as parameters, never as SQL text);
 # the pattern keeps them readable and free of quote characters.
 NAME_RE = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$\-. ]{0,127}$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w)?\s*$")
+_DURATION_RE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w)?\s*$"
+)
 _UNIT_SECONDS = {
     None: 1,
     "s": 1,
@@ -59,7 +72,9 @@ def parse_duration(value: str | int | float) -> int:
             )
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     if seconds <= 0 or seconds != int(seconds):
-        raise SpecError(f"duration must be a positive whole number of seconds, got {value!r}", "window")
+        raise SpecError(
+            f"duration must be a positive whole number of seconds, got {value!r}", "window"
+        )
     return int(seconds)
 
 
@@ -226,16 +241,10 @@ class FunnelSpec(_Model):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> FunnelSpec:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise SpecError(f"cannot read spec file: {e.strerror}", str(p)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SpecError(f"not valid YAML: {e}".splitlines()[0], str(p)) from None
-        return cls.parse(data, str(p))
+        """Read a YAML spec file (``template:`` specs included)."""
+        from loudou.model.templates import load_spec_file
+
+        return load_spec_file(str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=True)
@@ -304,7 +313,11 @@ def parse_step(text: str) -> dict[str, Any]:
     events = [e.strip() for e in head.split("|") if e.strip()]
     if not events:
         raise SpecError(f"step {text!r} names no event", "steps")
-    conds = [parse_condition(c) for c in re.split(r"\s+and\s+", tail.strip(), flags=re.I)] if tail else []
+    conds = (
+        [parse_condition(c) for c in re.split(r"\s+and\s+", tail.strip(), flags=re.I)]
+        if tail
+        else []
+    )
     return {
         "event": events[0] if len(events) == 1 else events,
         "where": [c.model_dump(exclude_none=True) for c in conds],

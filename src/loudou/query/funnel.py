@@ -5,6 +5,7 @@ Semantics are in DESIGN §4 and the README; the kernels replay ClickHouse ``wind
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,9 @@ class Units:
     levels: np.ndarray  # int64, 0..n_steps
     times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached
     first_idx: np.ndarray  # int64: row of the chain's step-1 event, -1 if none
-    start_row: np.ndarray  # int64: first row of the unit's group, to name its customer (and session)
+    start_row: (
+        np.ndarray
+    )  # int64: first row of the unit's group, to name its customer (and session)
 
 
 def _boundaries(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
@@ -50,8 +53,16 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
     """Run the kernel for the spec's mode and counting unit over rows from ``Store.funnel_events``."""
     n_steps = len(spec.steps)
     window = np.int64(spec.window_seconds) * 1_000_000
-    t = table.column("t").to_numpy().astype(np.int64, copy=False) if table.num_rows else np.zeros(0, np.int64)
-    mask = table.column("mask").to_numpy().astype(np.uint64, copy=False) if table.num_rows else np.zeros(0, np.uint64)
+    t = (
+        table.column("t").to_numpy().astype(np.int64, copy=False)
+        if table.num_rows
+        else np.zeros(0, np.int64)
+    )
+    mask = (
+        table.column("mask").to_numpy().astype(np.uint64, copy=False)
+        if table.num_rows
+        else np.zeros(0, np.uint64)
+    )
     ex_after = np.array([x.after_step for x in spec.exclusions], dtype=np.int64)
     ex_before = np.array([x.before_step for x in spec.exclusions], dtype=np.int64)
     mode = kern.MODES[spec.mode]
@@ -72,7 +83,12 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
             unit_rows = _boundaries(table, ["customer_id", "unit_key"])
             unit_of_row_start = np.searchsorted(group_starts, unit_rows)
             best = kern.best_group_per_unit(levels, unit_of_row_start.astype(np.int64))
-            levels, times, first_idx, excluded = levels[best], times[best], first_idx[best], excluded[best]
+            levels, times, first_idx, excluded = (
+                levels[best],
+                times[best],
+                first_idx[best],
+                excluded[best],
+            )
             start_row = start_row[best]
     keep = ~excluded
     return Units(levels[keep], times[keep], first_idx[keep], start_row[keep])
@@ -120,10 +136,9 @@ def _breakdown(table: pa.Table, units: Units, spec: FunnelSpec) -> list[Breakdow
     if entered.any():
         picked = table.column("breakdown").take(pa.array(units.first_idx[entered]))
         values[entered] = [NONE_VALUE if v is None else v for v in picked.to_pylist()]
-    names, sizes = np.unique(values[entered].astype(str), return_counts=True) if entered.any() else ([], [])
-    order = sorted(zip(names, sizes, strict=True), key=lambda p: (-p[1], p[0]))
-    top = [str(v) for v, _ in order[: spec.breakdown_limit]]
-    rest = [str(v) for v, _ in order[spec.breakdown_limit :]]
+    sizes = Counter(str(v) for v in values[entered])
+    order = sorted(sizes, key=lambda v: (-sizes[v], v))
+    top, rest = order[: spec.breakdown_limit], order[spec.breakdown_limit :]
     result = []
     for label, members in [(v, [v]) for v in top] + ([(OTHER, rest)] if rest else []):
         sel = np.isin(values, members) & entered
@@ -155,8 +170,16 @@ class Funnel:
     arguments are FunnelSpec fields (mode, count, breakdown, exclusions, hold_constant, ...).
     """
 
-    def __init__(self, steps: Sequence[str | dict[str, Any] | Step], window: str | int = "14d", **options: Any) -> None:
-        raw = [parse_step(s) if isinstance(s, str) else s.model_dump() if isinstance(s, Step) else s for s in steps]
+    def __init__(
+        self,
+        steps: Sequence[str | dict[str, Any] | Step],
+        window: str | int = "14d",
+        **options: Any,
+    ) -> None:
+        raw = [
+            parse_step(s) if isinstance(s, str) else s.model_dump() if isinstance(s, Step) else s
+            for s in steps
+        ]
         self.spec = FunnelSpec.parse({"steps": raw, "window": window, **options})
 
     @classmethod

@@ -66,18 +66,22 @@ class DuckDBStore:
         try:
             self.con = duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:
-            raise StoreError(f"cannot open database {path!r}: {str(e).splitlines()[0]}", "db") from None
+            raise StoreError(
+                f"cannot open database {path!r}: {str(e).splitlines()[0]}", "db"
+            ) from None
         except duckdb.Error as e:
-            raise StoreError(f"{path!r} is not a loudou database: {str(e).splitlines()[0]}", "db") from None
+            raise StoreError(
+                f"{path!r} is not a loudou database: {str(e).splitlines()[0]}", "db"
+            ) from None
         self._migrate()
 
     # -- schema ---------------------------------------------------------------------------------
     def _migrate(self) -> None:
         con = self.con
-        has_meta = con.execute(
+        has_meta = self._scalar(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
-        ).fetchone()
-        if not has_meta or not has_meta[0]:
+        )
+        if not has_meta:
             if self.read_only:
                 raise StoreError(f"{self.path!r} is not a loudou database", "db")
             con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
@@ -88,7 +92,9 @@ class DuckDBStore:
                 "db",
             )
         if version < SCHEMA_VERSION and self.read_only:
-            raise StoreError("database needs a schema upgrade; open it once without read-only", "db")
+            raise StoreError(
+                "database needs a schema upgrade; open it once without read-only", "db"
+            )
         for i in range(version, SCHEMA_VERSION):
             con.execute("BEGIN")
             MIGRATIONS[i](con)
@@ -99,9 +105,15 @@ class DuckDBStore:
     def schema_version(self) -> int:
         return int(self.get_meta("schema_version") or 0)
 
+    def _scalar(self, sql: str, params: list[object] | None = None) -> object:
+        """First value of a query's first row (None if no row); reads the whole result, as
+        DuckDB wants results finished before the connection is used again."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
+
     def get_meta(self, key: str) -> str | None:
-        row = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
+        value = self._scalar("SELECT value FROM meta WHERE key = ?", [key])
+        return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
         self.con.execute(
@@ -111,8 +123,7 @@ class DuckDBStore:
 
     # -- writes ---------------------------------------------------------------------------------
     def _count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 (own name)
-        return int(row[0]) if row else 0
+        return int(self._scalar(f"SELECT count(*) FROM {table}") or 0)  # type: ignore[call-overload]  # noqa: S608
 
     def insert_events(self, batch: pa.Table) -> WriteResult:
         batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
@@ -122,10 +133,7 @@ class DuckDBStore:
         con.register("_batch", batch)
         try:
             con.execute("BEGIN")
-            row = con.execute(
-                "INSERT OR IGNORE INTO events SELECT * FROM _batch"
-            ).fetchone()
-            inserted = int(row[0]) if row else 0
+            inserted = int(self._scalar("INSERT OR IGNORE INTO events SELECT * FROM _batch") or 0)  # type: ignore[call-overload]
             # Every customer seen in events exists in customers, with first/last seen times.
             con.execute(
                 """
@@ -152,10 +160,10 @@ class DuckDBStore:
         con.register("_batch", batch)
         try:
             con.execute("BEGIN")
-            new = con.execute(
+            new = self._scalar(
                 "SELECT count(DISTINCT customer_id) FROM _batch "
                 "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
-            ).fetchone()
+            )
             # Rows for one customer within a batch are merged in file order, then into the store.
             con.execute(
                 """
@@ -175,7 +183,7 @@ class DuckDBStore:
             raise
         finally:
             con.unregister("_batch")
-        inserted = int(new[0]) if new else 0
+        inserted = int(new or 0)  # type: ignore[call-overload]
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def insert_spend(self, batch: pa.Table) -> WriteResult:

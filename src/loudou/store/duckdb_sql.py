@@ -6,11 +6,12 @@ that are bound as parameters too; the only identifiers written into SQL are our 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from loudou.model.spec import Condition, FunnelSpec, Scalar
 from loudou.store.base import PROMOTED_COLUMNS
+
 
 def json_path(name: str) -> str:
     """A JSON path for one top-level key; names are validated against NAME_RE (no quotes)."""
@@ -37,7 +38,11 @@ class SqlBuilder:
         return f"json_extract_string(c.traits, {self.bind(json_path(name))})"
 
     def condition(self, cond: Condition) -> str:
-        raw = self.trait_field(cond.field_name) if cond.on_customer else self.event_field(cond.field_name)
+        raw = (
+            self.trait_field(cond.field_name)
+            if cond.on_customer
+            else self.event_field(cond.field_name)
+        )
         op, value = cond.op, cond.value
         if op == "is set":
             return f"({raw} IS NOT NULL)"
@@ -57,7 +62,9 @@ class SqlBuilder:
             return f"(TRY_CAST({raw} AS DOUBLE) {op} {self.bind(float(value))})"
         return f"(CAST({raw} AS VARCHAR) {op} {self.bind(_sql_value(value, False))})"
 
-    def step(self, events: list[str], where: list[Condition], extra: list[str] | None = None) -> str:
+    def step(
+        self, events: list[str], where: list[Condition], extra: list[str] | None = None
+    ) -> str:
         names = ", ".join(self.bind(n) for n in events)
         parts = [f"e.event IN ({names})"] + [self.condition(c) for c in where] + (extra or [])
         return "COALESCE(" + " AND ".join(parts) + ", FALSE)"
@@ -145,11 +152,16 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
 
     prefilter = "TRUE"
     if spec.mode != "strict_order":
-        names = sorted({n for s in spec.steps for n in s.events} | {n for x in spec.exclusions for n in x.events})
+        names = sorted(
+            {n for s in spec.steps for n in s.events}
+            | {n for x in spec.exclusions for n in x.events}
+        )
         prefilter = "e.event IN (" + ", ".join(b.bind(n) for n in names) + ")"
     where = f"{prefilter} AND {group_ok}"
-    join = " LEFT JOIN customers c ON c.customer_id = e.customer_id" if needs_customers(spec) else ""
-    inner = "SELECT " + ", ".join(select) + f" FROM events e{join} WHERE {where}"
+    join = (
+        " LEFT JOIN customers c ON c.customer_id = e.customer_id" if needs_customers(spec) else ""
+    )
+    inner = "SELECT " + ", ".join(select) + f" FROM events e{join} WHERE {where}"  # noqa: S608
     keep = "TRUE" if spec.mode == "strict_order" else "mask <> 0"
     cols = "customer_id, unit_key, group_key, t, mask" + (", breakdown" if spec.breakdown else "")
     sql = (

@@ -81,7 +81,7 @@ def parse_duration(value: str | int | float) -> int:
 def check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ValueError(
-            f"{what} {name!r} is not a valid name (letters, digits, _ $ - . and spaces, max 128)"
+            f"{what}: {name!r} is not a valid name (letters, digits, _ $ - . and spaces, max 128)"
         )
     return name
 
@@ -194,26 +194,26 @@ class FunnelSpec(_Model):
     @model_validator(mode="after")
     def _check(self) -> FunnelSpec:
         if not self.steps:
-            raise ValueError("a funnel needs at least one step")
+            raise ValueError("steps: a funnel needs at least one step")
         if len(self.steps) > MAX_STEPS:
-            raise ValueError(f"at most {MAX_STEPS} steps, got {len(self.steps)}")
+            raise ValueError(f"steps: at most {MAX_STEPS} steps, got {len(self.steps)}")
         parse_duration(self.window)
         n = len(self.steps)
         for i, ex in enumerate(self.exclusions):
             if not (1 <= ex.after_step < ex.before_step <= n):
                 raise ValueError(
-                    f"exclusions[{i}]: need 1 <= after_step < before_step <= {n}, "
+                    f"exclusions.{i}: need 1 <= after_step < before_step <= {n}, "
                     f"got {ex.after_step} and {ex.before_step}"
                 )
         if len(self.steps) + len(self.exclusions) > 64:
-            raise ValueError("too many steps and exclusions together (max 64)")
+            raise ValueError("exclusions: too many steps and exclusions together (max 64)")
         if self.breakdown is not None:
             check_name(self.breakdown.removeprefix("customer.").removeprefix("event."), "breakdown")
         for h in self.hold_constant:
             check_name(h, "hold_constant")
         check_name(self.session_property, "session_property")
         if self.date_from and self.date_to and _as_dt(self.date_to) < _as_dt(self.date_from):
-            raise ValueError("date_to is before date_from")
+            raise ValueError("date_to: date_to is before date_from")
         return self
 
     @property
@@ -233,8 +233,10 @@ class FunnelSpec(_Model):
             return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or source
+            loc = ".".join(str(p) for p in err["loc"])
             msg = str(err["msg"]).removeprefix("Value error, ")
+            if not loc:  # model-level rules say "field: problem"
+                loc, _, msg = msg.partition(": ") if ": " in msg else (source, "", msg)
             raise SpecError(msg, loc) from None
         except SpecError:
             raise

@@ -1,0 +1,138 @@
+"""The DuckDB store: schema and migrations, idempotent writes, trait merging, read-only opening,
+and SQL that never contains user text."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+import loudou
+from loudou.errors import StoreError
+from loudou.store.duckdb import SCHEMA_VERSION
+from loudou.store.duckdb_sql import funnel_events_sql
+
+from journeys import events_table, spec_of
+
+
+def test_new_database_is_migrated_and_reopens(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = loudou.connect(path)
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    store.insert_events(events_table({"a": [("view", 0)]}))
+    store.close()
+    again = loudou.connect(path, read_only=True)
+    assert again.counts() == {"events": 1, "customers": 1, "spend": 0}
+    again.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = loudou.connect(path)
+    store.set_meta("schema_version", str(SCHEMA_VERSION + 1))
+    store.close()
+    with pytest.raises(StoreError, match="newer"):
+        loudou.connect(path)
+
+
+def test_read_only_missing_file_and_missing_folder(tmp_path):
+    with pytest.raises(StoreError, match="no database"):
+        loudou.connect(tmp_path / "none.duckdb", read_only=True)
+    with pytest.raises(StoreError, match="does not exist"):
+        loudou.connect(tmp_path / "no" / "such" / "x.duckdb")
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "text.duckdb"
+    path.write_text("hello", encoding="utf-8")
+    with pytest.raises(StoreError):
+        loudou.connect(path)
+
+
+def test_events_are_idempotent_and_customers_track_first_and_last_seen():
+    store = loudou.connect(":memory:")
+    batch = events_table({"a": [("view", 0), ("buy", 3600)], "b": [("view", 60)]})
+    first = store.insert_events(batch)
+    second = store.insert_events(batch)
+    assert (first.inserted, first.duplicates) == (3, 0)
+    assert (second.inserted, second.duplicates) == (0, 3)
+    rows = store.query(
+        "SELECT customer_id, first_seen, last_seen FROM customers ORDER BY 1"
+    ).to_pylist()
+    assert [(r["first_seen"].hour, r["last_seen"].hour) for r in rows] == [(0, 1), (0, 0)]
+
+
+def test_traits_merge_latest_value_wins():
+    store = loudou.connect(":memory:")
+
+    def put(rows):
+        return store.upsert_customers(
+            pa.table(
+                {"customer_id": [r[0] for r in rows], "traits": [json.dumps(r[1]) for r in rows]}
+            )
+        )
+
+    assert put([("a", {"city": "Paris", "age": 30})]).inserted == 1
+    put([("a", {"city": "Lyon"}), ("a", {"plan": "pro"}), ("b", {"city": "Rome"})])
+    traits = {
+        r["customer_id"]: json.loads(r["traits"])
+        for r in store.query("SELECT customer_id, traits FROM customers").to_pylist()
+    }
+    assert traits == {"a": {"city": "Lyon", "age": 30, "plan": "pro"}, "b": {"city": "Rome"}}
+
+
+def test_spend_rows_replace_by_day_channel_campaign():
+    import datetime as dt
+
+    store = loudou.connect(":memory:")
+    day = dt.date(2025, 1, 1)
+    table = pa.table(
+        {
+            "day": [day, day],
+            "channel": ["search", "social"],
+            "campaign": [None, "x"],
+            "amount": [10.0, 5.0],
+            "currency": [None, "EUR"],
+        }
+    )
+    assert store.insert_spend(table).inserted == 2
+    store.insert_spend(table.slice(0, 1).set_column(3, "amount", pa.array([12.0])))
+    rows = store.query(
+        "SELECT channel, campaign, amount, currency FROM spend ORDER BY 1"
+    ).to_pylist()
+    assert rows == [
+        {"channel": "search", "campaign": "", "amount": 12.0, "currency": "USD"},
+        {"channel": "social", "campaign": "x", "amount": 5.0, "currency": "EUR"},
+    ]
+
+
+def test_user_text_is_bound_never_spliced():
+    hostile = "x'); DROP TABLE events; --"
+    spec = spec_of(
+        [
+            {"event": hostile, "where": [{"property": "plan", "value": hostile}]},
+            "buy where customer.city = O'Hare",
+        ],
+        breakdown="region",
+    )
+    sql, params = funnel_events_sql(spec)
+    assert hostile not in sql and "O'Hare" not in sql and "plan" not in sql
+    assert hostile in params and "O'Hare" in params and '$."plan"' in params
+    store = loudou.connect(":memory:")
+    store.insert_events(events_table({"a": [(hostile, 0, {"plan": hostile})]}))
+    assert loudou.run_funnel(store, spec).steps[0].count == 1
+    assert store.counts()["events"] == 1
+
+
+def test_funnel_sql_golden():
+    sql, params = funnel_events_sql(spec_of(["view", "buy where revenue > 100"], window="1d"))
+    assert sql == (
+        "SELECT customer_id, unit_key, group_key, t, mask FROM (SELECT e.customer_id AS customer_id, "
+        "e.event_id AS event_id, '' AS unit_key, '' AS group_key, epoch_us(e.ts) AS t, "
+        "((CAST(COALESCE(e.event IN ($1), FALSE) AS UBIGINT) << 0) | "
+        "(CAST(COALESCE(e.event IN ($2) AND (TRY_CAST(e.revenue AS DOUBLE) > $3), FALSE) AS UBIGINT) << 1)) AS mask "
+        "FROM events e WHERE e.event IN ($4, $5) AND TRUE) q WHERE mask <> 0 "
+        "ORDER BY customer_id, unit_key, group_key, t, event_id"
+    )
+    assert params == ["view", "buy", 100.0, "buy", "view"]

@@ -251,3 +251,16 @@ def test_empty_store_gives_zero_counts():
     assert [s.count for s in res.steps] == [0, 0]
     assert res.steps[1].conversion_from_previous == 0.0
     assert res.weakest_step() is None
+
+
+def test_python_api_result_converts_to_pandas_and_plotly():
+    store = make_store({"a": [("view", 0), ("buy", 60)], "b": [("view", 0, {"src": "x"})]})
+    res = loudou.Funnel(
+        ["view", {"event": "buy", "name": "Buy", "name_zh": "购买"}], window="1h", breakdown="src"
+    ).run(store)
+    df = res.to_pandas(lang="zh")
+    assert list(df.loc[df["breakdown"] == "(all)", "count"]) == [2, 1]
+    assert "购买" in set(df["name"])
+    fig = res.figure()
+    assert len(fig.data) == 2 and list(fig.data[0].x) == [1, 1]
+    assert res.to_dict()["breakdown_by"] == "src"

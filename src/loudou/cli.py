@@ -9,7 +9,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -290,7 +290,7 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _import(
-    kind: str,
+    kind: Literal["events", "customers", "spend"],
     file: Path,
     fmt: str | None,
     maps: list[str] | None,

@@ -1,0 +1,3 @@
+from loudou.cli import main
+
+main()

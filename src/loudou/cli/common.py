@@ -1,0 +1,46 @@
+"""Shared pieces of the command line: consoles, common options, language and store opening."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from loudou.errors import LoudouError
+from loudou.i18n import default_lang
+from loudou.store import Store, connect, default_path
+
+# Piped output keeps whole table rows instead of wrapping at 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=200)
+err = Console(stderr=True)
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="LOUDOU_DB",
+        help="Database file (default ./loudou.duckdb).",
+        show_default=False,
+    ),
+]
+LangOpt = Annotated[
+    str | None, typer.Option("--lang", help="Labels in 'en' or 'zh' (default: from the locale).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def resolve_lang(lang: str | None) -> str:
+    """--lang if given (en or zh), else the locale's language."""
+    if lang is None:
+        return default_lang()
+    if lang not in ("en", "zh"):
+        raise LoudouError(f"unknown language {lang!r}; use en or zh", "--lang")
+    return lang
+
+
+def open_store(db: Path | None, read_only: bool = False) -> Store:
+    """Open --db (or $LOUDOU_DB, or ./loudou.duckdb); readers open read-only."""
+    return connect(db if db is not None else default_path(), read_only=read_only)

@@ -1,0 +1,83 @@
+"""``loudou demo`` and ``loudou info``."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.funnel import print_funnel
+from loudou.errors import LoudouError
+from loudou.i18n import t
+from loudou.store import default_path
+
+
+def demo(
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same business.")
+    ] = 7,
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 20_000,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 6,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write.")] = Path(
+        "report.html"
+    ),
+    lang: LangOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Generate a realistic synthetic business, load it, print its funnels and write a report."""
+    from loudou import demo as demo_mod
+    from loudou.query.funnel import run_funnel
+    from loudou.report import write_report
+
+    language = resolve_lang(lang)
+    if customers < 10 or months < 1:
+        raise LoudouError("need at least 10 customers and 1 month", "--customers")
+    show = err.is_terminal
+    with err.status("generating…", spinner="dots") if show else nullcontext():
+        data = demo_mod.generate(seed=seed, customers=customers, months=months)
+    store = open_store(db)
+    try:
+        demo_mod.load(store, data, progress=show)
+        n = store.counts()
+        err.print(
+            t(
+                "demo_loaded",
+                language,
+                db=store.path,
+                events=f"{n['events']:,}",
+                customers=f"{n['customers']:,}",
+            )
+        )
+        results = [
+            run_funnel(store, demo_mod.journey_funnel_spec()),
+            run_funnel(store, demo_mod.sales_funnel_spec()),
+        ]
+    finally:
+        store.close()
+    for result in results:
+        print_funnel(result, language)
+        out.print()
+    path = write_report(results, output, lang=language)
+    err.print(t("report_written", language, path=path))
+
+
+def info(as_json: JsonOpt = False, db: DbOpt = None) -> None:
+    """Show what the database holds."""
+    store = open_store(db, read_only=True)
+    try:
+        counts = store.counts()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"db": str(db or default_path()), **counts}))
+    else:
+        out.print(f"{db or default_path()}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+    app.command()(info)

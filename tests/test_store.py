@@ -136,3 +136,51 @@ def test_funnel_sql_golden():
         "ORDER BY customer_id, unit_key, group_key, t, event_id"
     )
     assert params == ["view", "buy", 100.0, "buy", "view"]
+
+
+def test_generic_reads_for_analyses():
+    import datetime as dt
+
+    store = loudou.connect(":memory:")
+    store.insert_events(
+        events_table(
+            {"a": [("view", 0, {"price": 3, "revenue": 2.5}), ("buy", 10)], "b": [("view", 5)]}
+        )
+    )
+    store.upsert_customers(
+        pa.table({"customer_id": ["a"], "traits": ['{"city": "Paris", "age": 31}']})
+    )
+    got = store.read_events(
+        ["view"], columns=["customer_id", "revenue"], properties=["price"]
+    ).to_pylist()
+    assert got == [
+        {"customer_id": "a", "revenue": 2.5, "price": "3"},
+        {"customer_id": "b", "revenue": None, "price": None},
+    ]
+    assert store.read_events(since=dt.datetime(2025, 1, 1, 0, 0, 6)).column(
+        "event"
+    ).to_pylist() == ["buy"]
+    assert store.read_events([]).num_rows == 0
+    rows = store.read_customers(["city", "age"]).to_pylist()
+    assert [(r["customer_id"], r["city"], r["age"]) for r in rows] == [
+        ("a", "Paris", "31"),
+        ("b", None, None),
+    ]
+    with pytest.raises(StoreError):
+        store.read_events(properties=['x"y'])
+    assert store.read_spend().num_rows == 0
+
+
+def test_funnel_customers_lists_who_reached_what():
+    from loudou.query.funnel import funnel_customers
+
+    store = loudou.connect(":memory:")
+    store.insert_events(
+        events_table({"a": [("view", 0), ("buy", 60)], "b": [("view", 5)], "c": [("buy", 1)]})
+    )
+    rows = funnel_customers(store, spec_of(["view", "buy"], window="1h")).to_pylist()
+    assert [(r["customer_id"], r["level"], r["step_2"] is None) for r in rows] == [
+        ("a", 2, False),
+        ("b", 1, True),
+    ]
+    assert rows[0]["step_2"].second == 0 and rows[0]["step_2"].minute == 1

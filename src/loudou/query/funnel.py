@@ -163,6 +163,36 @@ def run_funnel(store: Store, spec: FunnelSpec) -> FunnelResult:
     )
 
 
+def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:
+    """One row per counted unit that entered the funnel: who reached which step, and when.
+
+    Columns: ``customer_id``, ``unit_key`` (session id for count=sessions, else ''), ``level``
+    (last step reached), ``step_1`` .. ``step_n`` (UTC times of the chain's steps, null when not
+    reached), and ``breakdown`` when the spec has one. Excluded customers are left out. This is
+    what segment comparisons and converted/dropped exports start from.
+    """
+    table = store.funnel_events(spec)
+    units = compute_units(table, spec)
+    entered = units.levels > 0
+    rows = pa.array(units.start_row[entered])
+    cols: dict[str, pa.Array] = {
+        "customer_id": table.column("customer_id").take(rows)
+        if len(rows)
+        else pa.array([], pa.string()),
+        "unit_key": table.column("unit_key").take(rows) if len(rows) else pa.array([], pa.string()),
+        "level": pa.array(units.levels[entered], pa.int64()),
+    }
+    for k in range(len(spec.steps)):
+        times = units.times[entered, k]
+        cols[f"step_{k + 1}"] = pa.array(times, pa.int64(), mask=times < 0).cast(pa.timestamp("us"))
+    if spec.breakdown:
+        first = pa.array(units.first_idx[entered])
+        cols["breakdown"] = (
+            table.column("breakdown").take(first) if len(first) else pa.array([], pa.string())
+        )
+    return pa.table(cols)
+
+
 class Funnel:
     """Notebook-friendly builder: ``Funnel(["signup", "purchase where revenue > 100"], window="7d")``.
 

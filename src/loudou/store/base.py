@@ -6,7 +6,9 @@ optional abilities get protocols of their own rather than widening this one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -87,6 +89,28 @@ class Store(Protocol):
         ``t`` (int64 microseconds UTC), ``mask`` (uint64: bit k = step k+1, bit n+j = exclusion j),
         and ``breakdown`` (string or null) when the spec has a breakdown.
         """
+        ...
+
+    def read_events(
+        self,
+        events: Sequence[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        columns: Sequence[str] = ("customer_id", "event", "ts"),
+        properties: Sequence[str] = (),
+    ) -> pa.Table:
+        """Events (optionally only these names, with since <= ts < until), sorted by customer and
+        time. ``columns`` come from EVENT_SCHEMA; each of ``properties`` becomes a string column of
+        that name (null when absent)."""
+        ...
+
+    def read_customers(self, traits: Sequence[str] = ()) -> pa.Table:
+        """customer_id, first_seen, last_seen, and each trait as a string column of that name."""
+        ...
+
+    def read_spend(self, since: date | None = None, until: date | None = None) -> pa.Table:
+        """Spend rows (SPEND_SCHEMA) with since <= day < until, sorted by day, channel, campaign."""
         ...
 
     def counts(self) -> dict[str, int]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,7 @@ import pyarrow as pa
 from loudou.errors import StoreError
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, WriteResult
-from loudou.store.duckdb_sql import funnel_events_sql
+from loudou.store.duckdb_sql import funnel_events_sql, read_customers_sql, read_events_sql
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
@@ -217,6 +218,32 @@ class DuckDBStore:
     def funnel_events(self, spec: FunnelSpec) -> pa.Table:
         sql, params = funnel_events_sql(spec)
         return self.con.sql(sql, params=params).to_arrow_table()
+
+    def read_events(
+        self,
+        events: Sequence[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        columns: Sequence[str] = ("customer_id", "event", "ts"),
+        properties: Sequence[str] = (),
+    ) -> pa.Table:
+        try:
+            sql, params = read_events_sql(events, since, until, columns, properties)
+        except ValueError as e:
+            raise StoreError(str(e), "properties") from None
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    def read_customers(self, traits: Sequence[str] = ()) -> pa.Table:
+        try:
+            sql, params = read_customers_sql(traits)
+        except ValueError as e:
+            raise StoreError(str(e), "traits") from None
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    def read_spend(self, since: date | None = None, until: date | None = None) -> pa.Table:
+        sql = "SELECT * FROM spend WHERE day >= coalesce($1, DATE '0001-01-01') AND day < coalesce($2, DATE '9999-12-31') ORDER BY day, channel, campaign"
+        return self.con.sql(sql, params=[since, until]).to_arrow_table()
 
     def counts(self) -> dict[str, int]:
         return {t: self._count(t) for t in ("events", "customers", "spend")}

@@ -1,16 +1,18 @@
 """Pure SQL building for the DuckDB store: spec in, (sql, params) out, nothing executed.
 
 User input never becomes SQL text. Values are bound parameters; property names become JSON paths
-that are bound as parameters too; the only identifiers written into SQL are our own column names.
+that are bound as parameters too; the only identifiers written into SQL are our own column names and validated, quoted
+property names used as output column aliases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from loudou.model.spec import Condition, FunnelSpec, Scalar
-from loudou.store.base import PROMOTED_COLUMNS
+from loudou.model.spec import Condition, FunnelSpec, Scalar, check_name
+from loudou.store.base import EVENT_SCHEMA, PROMOTED_COLUMNS
 
 
 def json_path(name: str) -> str:
@@ -193,3 +195,52 @@ def needs_customers(spec: FunnelSpec) -> bool:
 
 
 __all__ = ["SqlBuilder", "funnel_events_sql", "json_path"]
+
+
+def read_events_sql(
+    events: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    columns: Sequence[str],
+    properties: Sequence[str],
+) -> tuple[str, list[Any]]:
+    """Generic event read for analyses that do their own math (KPIs, segments)."""
+    b = SqlBuilder()
+    unknown = [c for c in columns if c not in EVENT_SCHEMA.names]
+    if unknown:
+        raise ValueError(f"unknown event column {unknown[0]!r}")
+    clash = [p for p in properties if p in columns]
+    if clash:
+        raise ValueError(f"property {clash[0]!r} clashes with a column of the same name")
+    select = [f"e.{c}" for c in columns]
+    for p in properties:
+        check_name(p, "property")
+        select.append(f"CAST({b.event_field(p)} AS VARCHAR) AS {quote_ident(p)}")
+    where = ["TRUE"]
+    if events is not None:
+        where.append(
+            "e.event IN (" + ", ".join(b.bind(n) for n in events) + ")" if events else "FALSE"
+        )
+    if since is not None:
+        where.append(f"e.ts >= {b.bind(_naive_utc(since))}")
+    if until is not None:
+        where.append(f"e.ts < {b.bind(_naive_utc(until))}")
+    cols, cond = ", ".join(select), " AND ".join(where)
+    sql = f"SELECT {cols} FROM events e WHERE {cond} ORDER BY e.customer_id, e.ts, e.event_id"  # noqa: S608
+    return sql, b.params
+
+
+def read_customers_sql(traits: Sequence[str]) -> tuple[str, list[Any]]:
+    b = SqlBuilder()
+    select = ["c.customer_id", "c.first_seen", "c.last_seen"]
+    for name in traits:
+        check_name(name, "trait")
+        if name in ("customer_id", "first_seen", "last_seen"):
+            raise ValueError(f"trait {name!r} clashes with a column of the same name")
+        select.append(f"{b.trait_field(name)} AS {quote_ident(name)}")
+    return "SELECT " + ", ".join(select) + " FROM customers c ORDER BY c.customer_id", b.params  # noqa: S608
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted identifier; names are already validated against NAME_RE (no quotes)."""
+    return '"' + name.replace('"', '""') + '"'

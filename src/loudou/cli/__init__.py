@@ -1,6 +1,7 @@
 """The ``loudou`` command line: a thin layer over the Python API, one module per command group.
 
 Input errors print one line (``error: FIELD: problem``) and exit 1; usage errors exit 2.
+New command groups: see CONTRIBUTING.md (shared working tree: commit only your own files).
 """
 
 from __future__ import annotations

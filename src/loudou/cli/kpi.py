@@ -4,7 +4,6 @@ NPS, sales cycle). Each command prints a table, or the stable JSON document with
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,9 +107,88 @@ def attribution(
     out.print(tab)
 
 
+# ---- CLV -----------------------------------------------------------------------------------------
+
+
+@kpi_app.command("clv")
+def clv_command(
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="Count purchases per day, week or month.")
+    ] = "day",
+    observation_end: Annotated[
+        str | None,
+        typer.Option("--observation-end", help="Last day of history (default: last purchase)."),
+    ] = None,
+    horizon: Annotated[int, typer.Option("--horizon", help="Months to predict.")] = 12,
+    discount: Annotated[float, typer.Option("--discount", help="Monthly discount rate.")] = 0.01,
+    by: ByOpt = None,
+    page: Annotated[int, typer.Option("--page", help="Page of customers in --json.")] = 1,
+    page_size: Annotated[int, typer.Option("--page-size", help="Customers per page.")] = 100,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write every customer to this CSV.")
+    ] = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Historical and predictive customer lifetime value (BG/NBD + Gamma-Gamma, fitted by
+    maximum likelihood). JSON: bgnbd {r, alpha, a, b}, gamma_gamma {p, q, v}, customers (paged)."""
+    from loudou.errors import LoudouError
+    from loudou.query.clv import run_clv
+    from loudou.query.kpi_common import KpiEvents
+
+    if page < 1 or page_size < 1:
+        raise LoudouError("page and page size must be at least 1", "--page")
+    store = open_store(db, read_only=True)
+    try:
+        res = run_clv(
+            store, time_unit, observation_end, horizon, discount, by, KpiEvents(purchase=purchase)
+        )
+    finally:
+        store.close()
+    if output is not None:
+        res.to_csv(str(output))
+    if as_json:
+        _print_json(res.to_dict(page, page_size))
+        return
+    doc = res.to_dict(page, page_size)
+    b, g, h, p = doc["bgnbd"], doc["gamma_gamma"], doc["historical"], doc["predicted"]
+    out.print(
+        f"CLV to {doc['observation_end']} per {time_unit}, {horizon} months at {discount:.2%}/month\n"
+        f"BG/NBD r={b['r']:.4f} alpha={b['alpha']:.4f} a={b['a']:.4f} b={b['b']:.4f}; "
+        f"Gamma-Gamma p={g['p']:.4f} q={g['q']:.4f} v={g['v']:.4f}\n"
+        f"{h['customers']:,} buyers, revenue {_num(h['revenue'])}, AOV {_num(h['aov'])}, "
+        f"{_num(h['purchase_frequency'])} orders per buyer; predicted CLV total "
+        f"{_num(p['total_clv'])}, mean {_num(p['mean_clv'])}"
+    )
+    if doc["groups"]:
+        tab = Table(title=f"by {by}", title_justify="left")
+        for col in ("group", "buyers", "revenue", "AOV", "mean CLV", "mean P(alive)"):
+            tab.add_column(col, justify="left" if col == "group" else "right")
+        for row in doc["groups"]:
+            tab.add_row(
+                str(row["group"]),
+                f"{row['customers']:,}",
+                _num(row["revenue"]),
+                _num(row["aov"]),
+                _num(row["mean_clv"]),
+                _pct(row["mean_p_alive"]),
+            )
+        out.print(tab)
+    tab = Table(title="Top customers by CLV", title_justify="left")
+    for col in ("customer", "orders", "revenue", "P(alive)", "exp. purchases", "CLV"):
+        tab.add_column(col, justify="left" if col == "customer" else "right")
+    for row in doc["customers"][:20]:
+        tab.add_row(
+            row["customer_id"],
+            str(row["orders"]),
+            _num(row["revenue"]),
+            _pct(row["p_alive"]),
+            _num(row["expected_purchases"]),
+            _num(row["clv"]),
+        )
+    out.print(tab)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")
-
-
-def _unused(*_: object) -> None:  # keeps imports used while commands are added
-    _ = (sys, Path)

@@ -1,0 +1,185 @@
+"""Per-unit funnel rows as numpy arrays, and the groups ("by") that compare and diagnose split on.
+
+Built on :func:`loudou.query.funnel.funnel_customers`: a funnel is per customer, so filtering its
+rows by segment membership afterwards equals running the funnel on the segment alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loudou.errors import SpecError
+from loudou.model.results import BreakdownResult, FunnelResult
+from loudou.model.spec import FunnelSpec
+from loudou.query.funnel import NONE_VALUE, OTHER, Units, funnel_customers, summarize
+from loudou.store.base import Store
+
+SEGMENT_PREFIX = "segment:"
+
+
+@dataclass
+class FunnelRows:
+    """One entry per counted unit that entered the funnel."""
+
+    spec: FunnelSpec
+    customer_id: np.ndarray  # object
+    levels: np.ndarray  # int64, 1..n
+    times: np.ndarray  # int64 [units, steps], µs UTC, -1 where not reached
+    breakdown: np.ndarray | None = None  # object, value at step 1 ('(none)' when missing)
+
+    def __len__(self) -> int:
+        return int(self.levels.size)
+
+    def subset(self, keep: np.ndarray) -> FunnelRows:
+        bd = None if self.breakdown is None else self.breakdown[keep]
+        return FunnelRows(
+            self.spec, self.customer_id[keep], self.levels[keep], self.times[keep], bd
+        )
+
+    def to_units(self) -> Units:
+        """Anonymous units for :func:`summarize` (which reads only levels and times)."""
+        make = getattr(Units, "from_levels", None)
+        if make is not None:
+            units: Units = make(self.levels, self.times)
+            return units
+        n = len(self)  # Units before from_levels existed
+        args: list[Any] = [self.levels, self.times, np.zeros(n, np.int64), np.zeros(n, np.int64)]
+        return Units(*args)
+
+    def counts(self, k: int, keep: np.ndarray | None = None) -> tuple[int, int]:
+        """(entered, converted) of transition k -> k+1 (k 1-based) among ``keep``."""
+        lv = self.levels if keep is None else self.levels[keep]
+        return int(np.count_nonzero(lv >= k)), int(np.count_nonzero(lv >= k + 1))
+
+    def step_names(self, lang: str = "en") -> list[str]:
+        return [s.label(lang) for s in self.spec.steps]
+
+
+def funnel_rows(store: Store, spec: FunnelSpec, breakdown: str | None = None) -> FunnelRows:
+    """Run the funnel once; with ``breakdown`` each unit carries that property at its step 1."""
+    if breakdown is not None:
+        data = spec.model_dump(mode="json", exclude_defaults=True)
+        try:
+            spec = FunnelSpec.parse({**data, "breakdown": breakdown}, "--by")
+        except SpecError as e:
+            raise SpecError(e.message, "--by") from None
+    table = funnel_customers(store, spec)
+    n = len(spec.steps)
+    times = np.full((table.num_rows, n), -1, dtype=np.int64)
+    for k in range(n):
+        col = pc.fill_null(table.column(f"step_{k + 1}").cast(pa.int64()), -1)
+        times[:, k] = col.to_numpy()
+    bd = None
+    if spec.breakdown:
+        values = table.column("breakdown").to_pylist()
+        bd = np.array([NONE_VALUE if v is None else str(v) for v in values], dtype=object)
+    return FunnelRows(
+        spec,
+        np.asarray(table.column("customer_id").to_pylist(), dtype=object),
+        table.column("level").to_numpy().astype(np.int64),
+        times,
+        bd,
+    )
+
+
+def is_segment_by(by: str) -> bool:
+    return by == "segments" or by.startswith(SEGMENT_PREFIX) or by == "rfm"
+
+
+@dataclass
+class Group:
+    """A set of units compared with all the others (``rest`` = the complement)."""
+
+    property: str
+    value: str
+    mask: np.ndarray
+
+
+def property_groups(rows: FunnelRows, by: str, limit: int = 10) -> list[Group]:
+    """One group per value of the breakdown property: top ``limit`` by size, the rest 'other'."""
+    assert rows.breakdown is not None
+    sizes = Counter(rows.breakdown.tolist())
+    order = sorted(sizes, key=lambda v: (-sizes[v], v))
+    groups = [Group(by, v, rows.breakdown == v) for v in order[:limit]]
+    if len(order) > limit:
+        groups.append(Group(by, OTHER, np.isin(rows.breakdown, order[limit:])))
+    return groups
+
+
+def segment_groups(
+    store: Store, rows: FunnelRows, by: str, as_of: datetime | None = None
+) -> list[Group]:
+    """``segments`` (all saved), ``segment:a,b`` (those) or ``rfm`` (the RFM named groups)."""
+    from loudou.query.segments import list_segments, load_segment, members, rfm_scores
+
+    if by == "rfm":
+        scores = rfm_scores(store, as_of=as_of)
+        group_of = dict(zip(scores["customer_id"], scores["group"], strict=True))
+        labels = np.array([group_of.get(c, "no_purchase") for c in rows.customer_id], dtype=object)
+        sizes = Counter(labels.tolist())
+        return [Group("rfm", v, labels == v) for v in sorted(sizes, key=lambda v: (-sizes[v], v))]
+    if by == "segments":
+        segs = list_segments(store)
+    else:
+        names = [n.strip() for n in by.removeprefix(SEGMENT_PREFIX).split(",") if n.strip()]
+        segs = [load_segment(store, n) for n in names]
+    return [
+        Group("segment", s.name, np.isin(rows.customer_id, members(store, s, as_of))) for s in segs
+    ]
+
+
+def filter_segment(store: Store, rows: FunnelRows, name: str | None) -> FunnelRows:
+    """Keep only the units of customers in the named saved segment (a funnel filter)."""
+    if not name:
+        return rows
+    from loudou.query.segments import load_segment, members
+
+    return rows.subset(np.isin(rows.customer_id, members(store, load_segment(store, name))))
+
+
+def segment_funnel(
+    store: Store, spec: FunnelSpec, segment: str | None = None, by: str | None = None
+) -> FunnelResult:
+    """A funnel restricted to a saved segment and/or broken down by saved segments (``by`` as in
+    :func:`segment_groups`); each customer may fall in several segments."""
+    if by and not is_segment_by(by):
+        from loudou.model.segment import SegmentError
+
+        raise SegmentError("use 'segments', 'segment:a,b' or 'rfm'", "--by")
+    rows = filter_segment(store, funnel_rows(store, spec), segment)
+    breakdown = []
+    if by:
+        for g in segment_groups(store, rows, by):
+            breakdown.append(
+                BreakdownResult(
+                    value=g.value, steps=summarize(rows.subset(g.mask).to_units(), spec.steps)
+                )
+            )
+    return FunnelResult(
+        funnel=spec.name,
+        funnel_zh=spec.name_zh,
+        mode=spec.mode,
+        window_seconds=spec.window_seconds,
+        count_by=spec.count,
+        steps=summarize(rows.to_units(), spec.steps),
+        breakdown_by=by,
+        breakdown=breakdown,
+    )
+
+
+def groups_for(
+    store: Store, spec: FunnelSpec, by: str, segment: str | None = None, limit: int = 10
+) -> tuple[FunnelRows, list[Group]]:
+    """Funnel rows (filtered to ``segment``) and the groups of ``by``."""
+    if is_segment_by(by):
+        rows = filter_segment(store, funnel_rows(store, spec), segment)
+        return rows, segment_groups(store, rows, by)
+    rows = filter_segment(store, funnel_rows(store, spec, by), segment)
+    return rows, property_groups(rows, by, limit)

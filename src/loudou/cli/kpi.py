@@ -107,6 +107,92 @@ def attribution(
     out.print(tab)
 
 
+# ---- CAC -----------------------------------------------------------------------------------------
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", help="first_touch, last_touch, linear, time_decay, position or markov."
+    ),
+]
+
+
+@kpi_app.command("cac")
+def cac_command(
+    model: ModelOpt = "first_touch",
+    by: Annotated[
+        str, typer.Option("--by", help="Per 'channel' or 'campaign' (channel/campaign).")
+    ] = "channel",
+    lookback: Annotated[
+        str, typer.Option("--lookback", help="Touches at most this long before the first order.")
+    ] = "30d",
+    ltv: Annotated[
+        str, typer.Option("--ltv", help="LTV basis: predicted (to date + CLV) or historical.")
+    ] = "predicted",
+    margin: Annotated[float, typer.Option("--margin", help="Gross margin applied to LTV.")] = 1.0,
+    horizon: Annotated[int, typer.Option("--horizon", help="Months of predicted CLV.")] = 12,
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Customer acquisition cost per channel (or campaign) and month, blended CAC, LTV:CAC and
+    payback. Spend comes from 'loudou import spend'; new customers are credited by --model."""
+    from loudou.query.cac import run_cac
+    from loudou.query.kpi_common import KpiEvents, date_range
+
+    rng = date_range(date_from, date_to)
+    store = open_store(db, read_only=True)
+    try:
+        res = run_cac(
+            store,
+            model,
+            rng,
+            by,
+            lookback,
+            ltv=ltv,
+            margin=margin,
+            horizon_months=horizon,
+            events=KpiEvents(purchase=purchase),
+        )
+    finally:
+        store.close()
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    print_cac(res)
+
+
+def print_cac(res: Any) -> None:
+    """CAC table per channel with LTV:CAC and payback, and the blended line."""
+    doc = res.to_dict()
+    bl = doc["blended"]
+    out.print(
+        f"CAC ({res.model} attribution): spend {_num(bl['spend'])}, {bl['new_customers']:,} new "
+        f"customers ({_num(bl['unattributed_customers'], 1)} with no touch), blended CAC "
+        f"{_num(bl['cac'])}; LTV = {res.ltv_basis}"
+    )
+    tab = Table()
+    cols = ["channel", *(["campaign"] if res.by == "campaign" else [])]
+    cols += ["spend", "new customers", "CAC", "LTV", "LTV:CAC", "payback", "note"]
+    for col in cols:
+        tab.add_column(col, justify="left" if col in ("channel", "campaign", "note") else "right")
+    for r in doc["channels"]:
+        cells = [r["channel"], *([r["campaign"]] if res.by == "campaign" else [])]
+        tab.add_row(
+            *cells,
+            _num(r["spend"]),
+            _num(r["new_customers"], 1),
+            _num(r["cac"]),
+            _num(r["ltv"]),
+            _num(r["ltv_cac"]),
+            "—" if r["payback_months"] is None else f"{r['payback_months']} mo",
+            r["note"] or "",
+        )
+    out.print(tab)
+
+
 # ---- CLV -----------------------------------------------------------------------------------------
 
 

@@ -33,6 +33,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "demo business loaded into {db}: {events} events, {customers} customers",
         "zh": "示例业务已载入 {db}：{events} 个事件，{customers} 位客户",
     },
+    "cmp_segment": {"en": "Segment", "zh": "分群"},
+    "cmp_entered": {"en": "Entered", "zh": "进入"},
+    "cmp_rate": {"en": "Rate", "zh": "转化率"},
+    "cmp_ci95": {"en": "95% CI", "zh": "95% 置信区间"},
+    "cmp_vs_rest": {"en": "vs rest (pts)", "zh": "与其余差（百分点）"},
+    "cmp_p": {"en": "p", "zh": "p 值"},
+    "cmp_q": {"en": "q (BH)", "zh": "q 值（BH）"},
+    "cmp_won_back": {"en": "Won back", "zh": "可挽回"},
+    "too_few": {"en": "too few customers", "zh": "客户太少"},
+    "no_findings": {
+        "en": "No significant finding: no stage, segment, period or loop stands out.",
+        "zh": "没有显著发现：没有阶段、分群、时段或回流明显异常。",
+    },
 }
 
 

@@ -261,3 +261,26 @@ def test_bad_time_unit_is_an_input_error():
 
     with pytest.raises(LoudouError, match="time-unit"):
         clv.period_ordinals(np.array([0]), "year")
+
+
+def test_churn_risk_list_on_cdnow(cdnow_store, tmp_path):
+    from loudou.query.retention import run_churn_risk
+
+    store = loudou.connect(cdnow_store, read_only=True)
+    res = run_churn_risk(
+        store, "1998-06-30", p_alive_below=0.3, inactive_days=1e9, time_unit="week"
+    )
+    everyone = clv.run_clv(store, "week", "1998-06-30")
+    store.close()
+    listed = res.customers
+    # exactly the buyers whose P(alive) is under the threshold, ranked by value at risk
+    low = everyone.customers[everyone.customers["p_alive"] < 0.3]
+    assert set(listed["customer_id"]) == set(low["customer_id"]) and len(listed) > 0
+    assert listed["value_at_risk"].is_monotonic_decreasing
+    assert (listed["reason"] == "p_alive").all()
+    row = listed.iloc[0]
+    assert row["value_at_risk"] == pytest.approx((1 - row["p_alive"]) * row["clv"] / row["p_alive"])
+    path = tmp_path / "risk.csv"
+    res.to_csv(path)
+    back = pd.read_csv(path, dtype={"customer_id": str})
+    assert list(back["customer_id"]) == list(listed["customer_id"])

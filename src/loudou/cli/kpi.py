@@ -4,6 +4,7 @@ NPS, sales cycle). Each command prints a table, or the stable JSON document with
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -272,6 +273,198 @@ def clv_command(
             _pct(row["p_alive"]),
             _num(row["expected_purchases"]),
             _num(row["clv"]),
+        )
+    out.print(tab)
+
+
+# ---- retention, repeat, churn ----------------------------------------------------------------------
+
+PeriodOpt = Annotated[str, typer.Option("--period", help="month or week.")]
+BasisOpt = Annotated[str, typer.Option("--basis", help="'activity' (any event) or 'purchase'.")]
+
+
+@kpi_app.command("retention")
+def retention_command(
+    period: PeriodOpt = "month",
+    basis: BasisOpt = "activity",
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Cohort retention matrix: share of each first-period cohort active in each later period."""
+    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.query.retention import run_retention
+
+    store = open_store(db, read_only=True)
+    try:
+        res = run_retention(
+            store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
+        )
+    finally:
+        store.close()
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    width = max((len(c["retention"]) for c in res.cohorts), default=0)
+    tab = Table(title=f"Retention by {period} ({basis})", title_justify="left")
+    tab.add_column("cohort")
+    tab.add_column("size", justify="right")
+    for k in range(width):
+        tab.add_column(f"+{k}", justify="right")
+    for c in res.cohorts:
+        cells = [_pct(r) for r in c["retention"]] + [""] * (width - len(c["retention"]))
+        tab.add_row(c["cohort"], f"{c['size']:,}", *cells)
+    out.print(tab)
+
+
+@kpi_app.command("repeat")
+def repeat_command(
+    by: ByOpt = None,
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Repeat purchase rate and time between purchases (days)."""
+    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.query.retention import run_repeat
+
+    store = open_store(db, read_only=True)
+    try:
+        res = run_repeat(store, date_range(date_from, date_to), by, KpiEvents(purchase=purchase))
+    finally:
+        store.close()
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    tab = Table()
+    for col in ("group", "buyers", "repeat buyers", "repeat rate", "median gap", "p25", "p75"):
+        tab.add_column(col, justify="left" if col == "group" else "right")
+    rows = [{"group": "all", **res.to_dict()}, *res.groups]
+    for r in rows:
+        g = r["days_between_purchases"]
+        tab.add_row(
+            str(r["group"]),
+            f"{r['buyers']:,}",
+            f"{r['repeat_buyers']:,}",
+            _pct(r["repeat_rate"]),
+            *(_num(g[k], 1) + "d" if g[k] is not None else "—" for k in ("median", "p25", "p75")),
+        )
+    out.print(tab)
+
+
+@kpi_app.command("churn")
+def churn_command(
+    period: PeriodOpt = "month",
+    basis: BasisOpt = "purchase",
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Churn rate per period: active in the previous period and not in this one."""
+    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.query.retention import run_churn
+
+    store = open_store(db, read_only=True)
+    try:
+        rows = run_churn(
+            store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
+        )
+    finally:
+        store.close()
+    if as_json:
+        _print_json({"period": period, "basis": basis, "periods": rows})
+        return
+    tab = Table(title=f"Churn by {period} ({basis})", title_justify="left")
+    for col in ("period", "active before", "retained", "churned", "churn rate"):
+        tab.add_column(col, justify="left" if col == "period" else "right")
+    for r in rows:
+        tab.add_row(
+            r["period"],
+            f"{r['active_before']:,}",
+            f"{r['retained']:,}",
+            f"{r['churned']:,}",
+            _pct(r["churn_rate"]),
+        )
+    out.print(tab)
+
+
+@kpi_app.command("churn-risk")
+def churn_risk_command(
+    observation_end: Annotated[
+        str | None,
+        typer.Option("--observation-end", help="Last day of history (default: last purchase)."),
+    ] = None,
+    p_alive_below: Annotated[
+        float, typer.Option("--p-alive-below", help="Flag buyers with P(alive) under this.")
+    ] = 0.5,
+    inactive_days: Annotated[
+        float | None,
+        typer.Option(
+            "--inactive-days",
+            help="Flag buyers silent longer (default: 2x the median time between purchases).",
+        ),
+    ] = None,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="day, week or month (for the BG/NBD fit).")
+    ] = "day",
+    by: ByOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to show (table and JSON).")] = 50,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the whole list as CSV.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the whole list to this CSV.")
+    ] = None,
+    purchase: PurchaseOpt = "order_completed",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Churn-risk list (流失预警): slipping buyers ranked by value at risk, exportable as CSV."""
+    from loudou.query.kpi_common import KpiEvents
+    from loudou.query.retention import run_churn_risk
+
+    store = open_store(db, read_only=True)
+    try:
+        res = run_churn_risk(
+            store,
+            observation_end,
+            p_alive_below,
+            inactive_days,
+            time_unit,
+            by=by,
+            events=KpiEvents(purchase=purchase),
+        )
+    finally:
+        store.close()
+    if output is not None:
+        res.to_csv(output)
+    if as_csv:
+        sys.stdout.write(res.to_csv() or "")
+        return
+    if as_json:
+        _print_json(res.to_dict(limit))
+        return
+    doc = res.to_dict(limit)
+    tab = Table(
+        title=f"Churn risk: {doc['total_customers']:,} buyers, value at risk "
+        f"{_num(doc['total_value_at_risk'])} (P(alive) < {p_alive_below}, or silent > "
+        f"{res.inactive_days:.0f} days)",
+        title_justify="left",
+    )
+    for col in ("customer", "reason", "P(alive)", "days silent", "revenue", "value at risk"):
+        tab.add_column(col, justify="left" if col in ("customer", "reason") else "right")
+    for r in doc["customers"]:
+        tab.add_row(
+            r["customer_id"],
+            r["reason"],
+            _pct(r["p_alive"]),
+            _num(r["days_since_last_purchase"], 0),
+            _num(r["revenue"]),
+            _num(r["value_at_risk"]),
         )
     out.print(tab)
 

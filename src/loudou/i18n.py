@@ -42,6 +42,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "cmp_q": {"en": "q (BH)", "zh": "q 值（BH）"},
     "cmp_won_back": {"en": "Won back", "zh": "可挽回"},
     "too_few": {"en": "too few customers", "zh": "客户太少"},
+    "top_findings": {
+        "en": "Top findings (loudou diagnose):",
+        "zh": "主要发现（loudou diagnose）：",
+    },
     "no_findings": {
         "en": "No significant finding: no stage, segment, period or loop stands out.",
         "zh": "没有显著发现：没有阶段、分群、时段或回流明显异常。",

@@ -30,6 +30,8 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic business, load it, print its funnels and write a report."""
     from loudou import demo as demo_mod
+    from loudou.cli.analyze import print_findings
+    from loudou.query.diagnose import diagnose
     from loudou.query.funnel import run_funnel
     from loudou.report import write_report
 
@@ -52,14 +54,16 @@ def demo(
                 customers=f"{n['customers']:,}",
             )
         )
-        results = [
-            run_funnel(store, demo_mod.journey_funnel_spec()),
-            run_funnel(store, demo_mod.sales_funnel_spec()),
-        ]
+        specs = [demo_mod.journey_funnel_spec(), demo_mod.sales_funnel_spec()]
+        results = [run_funnel(store, spec) for spec in specs]
+        traits = list(dict.fromkeys(e.trait for e in demo_mod.PLANTED_EFFECTS))
+        diagnoses = [diagnose(store, spec, traits, limit=5) for spec in specs]
     finally:
         store.close()
-    for result in results:
+    for result, diagnosis in zip(results, diagnoses, strict=True):
         print_funnel(result, language)
+        out.print(t("top_findings", language))
+        print_findings(diagnosis, language)
         out.print()
     path = write_report(results, output, lang=language)
     err.print(t("report_written", language, path=path))

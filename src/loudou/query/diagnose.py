@@ -302,10 +302,10 @@ def _messages(f: Finding, spec: FunnelSpec) -> None:
     seg = "" if f.segment is None else f"{f.segment['property']} = {f.segment['value']}"
     if f.kind == "stage":
         f.message_en = (
-            f"{a} → {b} loses the most: {lost} of {f.entered:,} customers drop out "
-            f"(only {rate} continue; the typical step keeps {base})."
+            f"{a} → {b} loses {lost} of {f.entered:,} customers "
+            f"(only {rate} continue; the median step keeps {base})."
         )
-        f.message_zh = f"{za} → {zb} 流失最多：{f.entered:,} 位客户中流失 {lost} 位（仅 {rate} 继续；一般步骤为 {base}）。"
+        f.message_zh = f"{za} → {zb} 流失 {f.entered:,} 位客户中的 {lost} 位（仅 {rate} 继续；各步骤中位数为 {base}）。"
     elif f.kind == "segment":
         diff = f"{100 * (f.conversion - f.baseline):+.1f}"
         f.message_en = (

@@ -469,5 +469,68 @@ def churn_risk_command(
     out.print(tab)
 
 
+# ---- NPS -----------------------------------------------------------------------------------------
+
+
+@kpi_app.command("nps")
+def nps_command(
+    by: ByOpt = None,
+    period: PeriodOpt = "month",
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    event: Annotated[str, typer.Option("--event", help="Survey answer event.")] = "nps_submitted",
+    score: Annotated[str, typer.Option("--score", help="Property holding 0-10.")] = "score",
+    referral: Annotated[
+        str, typer.Option("--referral", help="Referral event (advocacy).")
+    ] = "referral_sent",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Net Promoter Score with a 95% interval, by segment and over time, and advocacy counts."""
+    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.query.nps import run_nps
+
+    events = KpiEvents(nps=event, nps_score=score, referral=referral)
+    store = open_store(db, read_only=True)
+    try:
+        res = run_nps(store, date_range(date_from, date_to), by, period, events)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    print_nps(res.to_dict())
+
+
+def print_nps(doc: dict[str, Any]) -> None:
+    adv = doc["advocacy"]
+    out.print(
+        f"NPS {_num(doc['nps'], 1)} (95% CI {_num(doc['ci95'][0], 1)} to {_num(doc['ci95'][1], 1)}) "
+        f"from {doc['responses']:,} answers: {_pct(doc['promoter_share'])} promoters, "
+        f"{_pct(doc['passive_share'])} passives, {_pct(doc['detractor_share'])} detractors. "
+        f"Advocates: {adv['advocates']:,} ({adv['promoter_customers']:,} promoters, "
+        f"{adv['referrers']:,} referrers)"
+    )
+    for title, key, rows in (
+        (f"by {doc['by']}", "group", doc["groups"]),
+        (f"per {doc['period']}", "period", doc["over_time"]),
+    ):
+        if not rows:
+            continue
+        tab = Table(title=title, title_justify="left")
+        for col in (key, "answers", "NPS", "95% CI", "promoters", "detractors"):
+            tab.add_column(col, justify="left" if col == key else "right")
+        for r in rows:
+            tab.add_row(
+                str(r[key]),
+                f"{r['responses']:,}",
+                _num(r["nps"], 1),
+                f"{r['ci95'][0]:.1f} – {r['ci95'][1]:.1f}",
+                _pct(r["promoter_share"]),
+                _pct(r["detractor_share"]),
+            )
+        out.print(tab)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")

@@ -532,5 +532,66 @@ def print_nps(doc: dict[str, Any]) -> None:
         out.print(tab)
 
 
+# ---- sales cycle ---------------------------------------------------------------------------------
+
+
+@kpi_app.command("sales-cycle")
+def sales_cycle_command(
+    by: ByOpt = None,
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    purchase: PurchaseOpt = "order_completed",
+    stage_event: Annotated[
+        str, typer.Option("--stage-event", help="CRM stage change event.")
+    ] = "deal_stage_changed",
+    stage_property: Annotated[
+        str, typer.Option("--stage-property", help="Property naming the new stage.")
+    ] = "to_stage",
+    lead: Annotated[str, typer.Option("--lead", help="Stage that opens a deal.")] = "lead",
+    won: Annotated[str, typer.Option("--won", help="Stage that wins a deal.")] = "won",
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Sales cycle: days from first touch to first purchase, and from lead to won."""
+    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.query.sales_cycle import run_sales_cycle
+
+    events = KpiEvents(
+        purchase=purchase,
+        deal_stage=stage_event,
+        stage_property=stage_property,
+        lead_stage=lead,
+        won_stage=won,
+    )
+    store = open_store(db, read_only=True)
+    try:
+        res = run_sales_cycle(store, date_range(date_from, date_to), by, events)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    print_sales_cycle(res.to_dict())
+
+
+def print_sales_cycle(doc: dict[str, Any]) -> None:
+    tab = Table(title="Sales cycle (days)", title_justify="left")
+    for col in ("cycle", "group", "n", "median", "p25", "p75", "mean"):
+        tab.add_column(col, justify="left" if col in ("cycle", "group") else "right")
+    for key, label in (
+        ("first_touch_to_purchase", "first touch → purchase"),
+        ("lead_to_won", "lead → won"),
+    ):
+        part = doc[key]
+        for g in [{"group": "all", **part}, *part["groups"]]:
+            tab.add_row(
+                label,
+                str(g["group"]),
+                f"{g['n']:,}",
+                *(_num(g[k], 1) for k in ("median", "p25", "p75", "mean")),
+            )
+    out.print(tab)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")

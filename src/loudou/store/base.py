@@ -122,3 +122,76 @@ class Store(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+# -- optional abilities (the collection server needs them; analyses do not) -------------------------
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key as stored: only a hash of the secret, never the secret itself."""
+
+    key_id: str
+    role: str  # write | read | admin
+    key_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    name: str | None = None
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Stores hashed API keys for the server."""
+
+    def add_key(self, key: ApiKey) -> None: ...
+
+    def list_keys(self) -> list[ApiKey]: ...
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False if no such key (revoking twice is fine)."""
+        ...
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """Live ingestion: one durable transaction per group of requests, with identity linking."""
+
+    def collect(
+        self, events: pa.Table, customers: pa.Table, links: Sequence[tuple[str, str]]
+    ) -> WriteResult:
+        """In one transaction: link each (alias_id, customer_id) pair (first link of an alias wins,
+        earlier events and traits of a newly linked alias move to its customer), then add events and
+        merge traits, both with ids resolved through the links. Durable when it returns."""
+        ...
+
+    relinked: int  # aliases linked so far; their earlier rows were rewritten
+
+    def reader(self) -> Store:
+        """Another connection to the same database in this process, for reads while writing."""
+        ...
+
+    def external_write(self, rewritten: bool) -> None:
+        """Called on a reader after another connection committed, so caches can be refreshed."""
+        ...
+
+
+@runtime_checkable
+class EventBrowser(Protocol):
+    """Paged reads for the query API: one customer's profile, filtered event pages."""
+
+    def get_customer(self, customer_id: str) -> dict[str, object] | None:
+        """customer_id, traits (JSON text), first_seen, last_seen and aliases, or None."""
+        ...
+
+    def browse_events(
+        self,
+        *,
+        customer_id: str | None = None,
+        events: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> pa.Table:
+        """Events (EVENT_SCHEMA) in (ts, event_id) order, strictly after the ``after`` cursor."""
+        ...

@@ -12,6 +12,7 @@ import pyarrow as pa
 from loudou.errors import StoreError
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, WriteResult
+from loudou.store.duckdb_server import ServerAbilities
 from loudou.store.duckdb_sql import funnel_events_sql, read_customers_sql, read_events_sql
 
 
@@ -47,17 +48,53 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v2(con: duckdb.DuckDBPyConnection) -> None:
+    """API keys (hashed) and the identity map of the collection server."""
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            key_id     VARCHAR PRIMARY KEY,
+            role       VARCHAR NOT NULL,
+            key_hash   VARCHAR NOT NULL,     -- sha256 hex of the secret; the secret is not kept
+            created_at TIMESTAMP NOT NULL,
+            revoked_at TIMESTAMP,
+            name       VARCHAR
+        );
+        CREATE TABLE IF NOT EXISTS identities (
+            alias_id    VARCHAR PRIMARY KEY,  -- an anonymous id or an earlier user id
+            customer_id VARCHAR NOT NULL,     -- the customer it belongs to (never itself an alias)
+            linked_at   TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 # Migrations in order; the schema version is the number applied. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class DuckDBStore:
+class DuckDBStore(ServerAbilities):
     """Embedded store. Opens read-only when asked, so readers can share a file with one writer."""
 
-    def __init__(self, path: str, *, read_only: bool = False) -> None:
+    @classmethod
+    def from_connection(cls, path: str, con: duckdb.DuckDBPyConnection) -> DuckDBStore:
+        """A store over an already open (and migrated) connection, e.g. a cursor of another."""
+        return cls(path, con=con)
+
+    def __init__(
+        self, path: str, *, read_only: bool = False, con: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
         self.path = path
         self.read_only = read_only
+        if con is not None:
+            self.con = con
+        else:
+            self.con = self._connect()
+            self._migrate()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        path, read_only = self.path, self.read_only
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
@@ -65,7 +102,7 @@ class DuckDBStore:
             if read_only and not Path(path).exists():
                 raise StoreError(f"no database at {path!r}; import data first", "db")
         try:
-            self.con = duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:
             raise StoreError(
                 f"cannot open database {path!r}: {str(e).splitlines()[0]}", "db"
@@ -74,7 +111,6 @@ class DuckDBStore:
             raise StoreError(
                 f"{path!r} is not a loudou database: {str(e).splitlines()[0]}", "db"
             ) from None
-        self._migrate()
 
     # -- schema ---------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -126,65 +162,74 @@ class DuckDBStore:
     def _count(self, table: str) -> int:
         return int(self._scalar(f"SELECT count(*) FROM {table}") or 0)  # type: ignore[call-overload]  # noqa: S608
 
-    def insert_events(self, batch: pa.Table) -> WriteResult:
-        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
-        if batch.num_rows == 0:
-            return WriteResult()
+    def _put_events(self, source: str) -> int:
+        """Insert events from ``source`` (a relation of EVENT_SCHEMA named by loudou, never by
+        users) inside the caller's transaction; every customer seen exists in customers, with
+        first/last seen times."""
         con = self.con
-        con.register("_batch", batch)
+        inserted = int(self._scalar(f"INSERT OR IGNORE INTO events SELECT * FROM {source}") or 0)  # type: ignore[call-overload]  # noqa: S608
+        con.execute(
+            f"""
+            INSERT INTO customers (customer_id, first_seen, last_seen)
+            SELECT customer_id, min(ts), max(ts) FROM {source} GROUP BY customer_id
+            ON CONFLICT (customer_id) DO UPDATE SET
+                first_seen = least(coalesce(customers.first_seen, excluded.first_seen), excluded.first_seen),
+                last_seen = greatest(coalesce(customers.last_seen, excluded.last_seen), excluded.last_seen)
+            """  # noqa: S608
+        )
+        return inserted
+
+    def _merge_traits(self, source: str) -> int:
+        """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for
+        one customer are merged in order, then into the store. Returns customers new to the store."""
+        con = self.con
+        new = self._scalar(
+            f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
+            "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
+        )
+        con.execute(
+            f"""
+            INSERT INTO customers (customer_id, traits)
+            SELECT customer_id,
+                   list_reduce(list(CAST(traits AS JSON) ORDER BY rn),
+                               lambda x, y: json_merge_patch(x, y))
+            FROM (SELECT *, row_number() OVER () AS rn FROM {source})
+            GROUP BY customer_id
+            ON CONFLICT (customer_id) DO UPDATE SET
+                traits = json_merge_patch(customers.traits, excluded.traits)
+            """  # noqa: S608
+        )
+        return int(new or 0)  # type: ignore[call-overload]
+
+    def _in_transaction(self, tables: dict[str, pa.Table], work: Callable[[], int]) -> int:
+        """Register Arrow tables under fixed names, run ``work`` in one transaction, clean up."""
+        con = self.con
+        for name, table in tables.items():
+            con.register(name, table)
         try:
             con.execute("BEGIN")
-            inserted = int(self._scalar("INSERT OR IGNORE INTO events SELECT * FROM _batch") or 0)  # type: ignore[call-overload]
-            # Every customer seen in events exists in customers, with first/last seen times.
-            con.execute(
-                """
-                INSERT INTO customers (customer_id, first_seen, last_seen)
-                SELECT customer_id, min(ts), max(ts) FROM _batch GROUP BY customer_id
-                ON CONFLICT (customer_id) DO UPDATE SET
-                    first_seen = least(coalesce(customers.first_seen, excluded.first_seen), excluded.first_seen),
-                    last_seen = greatest(coalesce(customers.last_seen, excluded.last_seen), excluded.last_seen)
-                """
-            )
+            result = work()
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
-            con.unregister("_batch")
+            for name in tables:
+                con.unregister(name)
+        return result
+
+    def insert_events(self, batch: pa.Table) -> WriteResult:
+        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+        if batch.num_rows == 0:
+            return WriteResult()
+        inserted = self._in_transaction({"_batch": batch}, lambda: self._put_events("_batch"))
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:
         batch = batch.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
-        con = self.con
-        con.register("_batch", batch)
-        try:
-            con.execute("BEGIN")
-            new = self._scalar(
-                "SELECT count(DISTINCT customer_id) FROM _batch "
-                "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
-            )
-            # Rows for one customer within a batch are merged in file order, then into the store.
-            con.execute(
-                """
-                INSERT INTO customers (customer_id, traits)
-                SELECT customer_id,
-                       list_reduce(list(CAST(traits AS JSON) ORDER BY rn),
-                                   lambda x, y: json_merge_patch(x, y))
-                FROM (SELECT *, row_number() OVER () AS rn FROM _batch)
-                GROUP BY customer_id
-                ON CONFLICT (customer_id) DO UPDATE SET
-                    traits = json_merge_patch(customers.traits, excluded.traits)
-                """
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_batch")
-        inserted = int(new or 0)  # type: ignore[call-overload]
+        inserted = self._in_transaction({"_batch": batch}, lambda: self._merge_traits("_batch"))
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def insert_spend(self, batch: pa.Table) -> WriteResult:

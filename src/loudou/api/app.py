@@ -1,0 +1,116 @@
+"""The FastAPI application: one store opened read-write, a group-commit writer, a few read
+connections, the key ring, and the routes of each resource."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from loudou.api import errors
+from loudou.api.discovery import ServerInfo, remove_info, write_info
+from loudou.api.keys import KeyRing
+from loudou.api.writer import GroupWriter
+from loudou.store.base import ApiKey
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+READERS = 4
+
+
+@dataclass
+class ServerState:
+    """What handlers share; ``app.state.loudou``."""
+
+    db: str
+    writer: GroupWriter
+    ring: KeyRing
+    readers: queue.Queue[tuple[Any, int, int]] = field(default_factory=queue.Queue)
+    local_key: ApiKey | None = None  # the admin token in <db>.server.json, for local CLI use
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Any]:
+        """A read connection of its own for the duration of one request, told about commits
+        made since it was last used (so in-process caches stay right)."""
+        store, commits, relinked = self.readers.get()
+        now_commits = self.writer.commits  # read before relinked: the writer sets it after
+        now_relinked = self.writer.relinked
+        if commits != now_commits:
+            store.external_write(rewritten=relinked != now_relinked)
+            commits, relinked = now_commits, now_relinked
+        try:
+            yield store
+        finally:
+            self.readers.put((store, commits, relinked))
+
+
+def create_app(db: str, url: str | None = None) -> FastAPI:
+    """The server for the database at ``db``; ``url`` is where it listens, for other processes."""
+    from loudou.store.duckdb import DuckDBStore
+
+    path = str(Path(db).expanduser().resolve()) if db != ":memory:" else db
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = DuckDBStore(path)
+        token = secrets.token_urlsafe(32)
+        ring = KeyRing(store.list_keys())
+        local = ApiKey("local", "admin", "", datetime.now(UTC).replace(tzinfo=None), name="local")
+        state = ServerState(path, GroupWriter(store), ring, local_key=_with_hash(local, token))
+        ring.add(state.local_key)  # type: ignore[arg-type]
+        for _ in range(READERS):
+            state.readers.put((store.reader(), 0, 0))
+        app.state.loudou = state
+        if url is not None and path != ":memory:":
+            write_info(path, ServerInfo(url, os.getpid(), token))
+        try:
+            yield
+        finally:
+            if path != ":memory:":
+                remove_info(path)
+            state.writer.close()
+            while not state.readers.empty():
+                state.readers.get()[0].close()
+            store.close()
+
+    app = FastAPI(
+        title="loudou",
+        version=_version(),
+        description="Segment-compatible event collection and funnel queries (漏斗).",
+        lifespan=lifespan,
+    )
+    # Browsers post events from other sites; keys, not origins, decide who may write.
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+    )
+    errors.install(app)
+    from loudou.api import admin, query, tracking
+
+    app.include_router(tracking.router)
+    app.include_router(query.router)
+    app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _with_hash(key: ApiKey, token: str) -> ApiKey:
+    from dataclasses import replace
+
+    from loudou.api.keys import hash_key
+
+    return replace(key, key_hash=hash_key(token))
+
+
+def _version() -> str:
+    from loudou import __version__
+
+    return __version__

@@ -1,0 +1,123 @@
+"""Segment-compatible tracking endpoints: ``/v1/track``, ``identify``, ``page``, ``screen``,
+``alias``, ``group``, ``batch`` (and ``import``, Segment's other name for batch).
+
+A 200 means every accepted message is durable. In a batch the valid messages are stored and the
+invalid ones listed in ``rejected`` by index; a batch with no valid message is a 400.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from loudou.api.auth import authorize, header_key
+from loudou.api.errors import ApiError, json_response, problem_response
+from loudou.ingest.segment import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    MESSAGE_TYPES,
+    Batch,
+    Problem,
+    parse_body,
+    to_rows,
+    validate_batch,
+    validate_one,
+)
+
+router = APIRouter(tags=["tracking"])
+_WRITERS = ("write", "admin")
+
+
+async def read_body(request: Request, limit: int) -> bytes | Problem:
+    """The body, refusing to read more than ``limit`` bytes (gzip bodies are inflated)."""
+    too_big = Problem("payload_too_large", "body", f"is over the limit of {limit} bytes")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return too_big
+    gzip = request.headers.get("content-encoding", "").lower() == "gzip"
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, limit + 1 - size)
+            except zlib.error:
+                return Problem("invalid_encoding", "body", "is not valid gzip")
+        size += len(chunk)
+        if size > limit:
+            return too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def ingest(request: Request, kind: str) -> Response:
+    state = request.app.state.loudou
+    received = datetime.now(UTC)
+    secret = header_key(request)
+    if secret is not None:  # refuse bad keys before reading anything
+        authorize(state, secret, _WRITERS, "send events")
+    body = await read_body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES)
+    data = body if isinstance(body, Problem) else parse_body(body)
+    if secret is None:
+        found = data.get("writeKey") if isinstance(data, dict) else None
+        authorize(state, found if isinstance(found, str) else None, _WRITERS, "send events")
+    if isinstance(data, Problem):
+        return problem_response(data)
+    if kind == "batch":
+        accepted = validate_batch(data, len(body), received)  # type: ignore[arg-type]
+    else:
+        accepted = validate_one(data, kind, received)
+    rejected = accepted.problems
+    if not accepted.messages:
+        return problem_response(rejected[0], rejected if kind == "batch" else None)
+    client = request.client.host if request.client else None
+    try:
+        await state.writer.write(to_rows(accepted.messages, received, client))
+    except Exception:
+        raise ApiError("unavailable", "could not store the events; retry", None) from None
+    result: dict[str, Any] = {"success": True, "accepted": len(accepted.messages)}
+    if kind == "batch":
+        result["rejected"] = [p.to_dict() for p in rejected]
+    return json_response(result)
+
+
+def _endpoint(kind: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await ingest(request, kind)
+
+    endpoint.__name__ = f"ingest_{kind}"
+    endpoint.__doc__ = (
+        f"Segment `{kind}` message(s). Key: HTTP Basic user name (write or admin key), or "
+        "`writeKey` in the body. 200 means durable; a `messageId` is stored once."
+    )
+    return endpoint
+
+
+def _body_schema(model: Any) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.get("properties", {}).pop("type", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+for _kind, _model in MESSAGE_TYPES.items():
+    router.add_api_route(
+        f"/v1/{_kind}",
+        _endpoint(_kind),
+        methods=["POST"],
+        summary=f"Segment {_kind}",
+        openapi_extra=_body_schema(_model),
+    )
+for _path in ("/v1/batch", "/v1/import"):
+    router.add_api_route(
+        _path,
+        _endpoint("batch"),
+        methods=["POST"],
+        summary="Segment batch (valid messages stored, invalid reported by index)",
+        openapi_extra=_body_schema(Batch),
+        include_in_schema=_path == "/v1/batch",
+    )

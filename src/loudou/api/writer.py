@@ -1,0 +1,128 @@
+"""Group commit: requests hand their rows to one writer thread, which stores everything queued
+since its last commit in a single transaction and then answers all of those requests.
+
+A request is answered only after the transaction holding its rows committed (DuckDB writes and
+syncs its WAL at commit), so a 200 means durable. While one commit runs, new requests queue up and
+share the next one: many concurrent small requests become few transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from loudou.ingest.segment import Rows
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, Collector, WriteResult
+
+log = logging.getLogger("loudou.writer")
+MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
+
+
+@dataclass
+class _Job:
+    rows: Rows | None  # rows to store, or
+    action: Callable[[Collector], Any] | None  # something else to do on the write connection
+    done: Callable[[Any, BaseException | None], object]
+
+    @property
+    def size(self) -> int:
+        return len(self.rows.events["event_id"]) if self.rows is not None else 0
+
+
+class GroupWriter:
+    """Owns the store's write connection; ``await write(rows)`` returns once the rows are durable."""
+
+    def __init__(self, store: Collector, max_rows: int = MAX_GROUP_ROWS) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self.commits = 0  # transactions so far, for tests and /v1/health
+        self.rows = 0
+        self.relinked = 0  # aliases linked: earlier rows were re-keyed
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="loudou-writer", daemon=True)
+        self._thread.start()
+
+    async def write(self, rows: Rows) -> None:
+        await self._submit(rows, None)
+
+    async def run(self, action: Callable[[Collector], Any]) -> Any:
+        """Run ``action(store)`` on the write connection, between commits (key changes)."""
+        return await self._submit(None, action)
+
+    async def _submit(self, rows: Rows | None, action: Callable[[Collector], Any] | None) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if not future.done():
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+
+        self._queue.put(_Job(rows, action, lambda r, e: loop.call_soon_threadsafe(settle, r, e)))
+        return await future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        held: list[_Job | None] = []  # a job taken from the queue that must wait for a commit
+        while True:
+            first = held.pop() if held else self._queue.get()
+            if first is None:
+                return
+            if first.action is not None:
+                self._act(first)
+                continue
+            group, size = [first], first.size
+            while size < self.max_rows:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None or job.action is not None:
+                    held.append(job)  # runs after this group's commit, keeping the order
+                    break
+                group.append(job)
+                size += job.size
+            error = self._commit(group)
+            for job in group:
+                job.done(None, error)
+
+    def _act(self, job: _Job) -> None:
+        assert job.action is not None
+        try:
+            result = job.action(self.store)
+        except Exception as e:
+            job.done(None, e)
+        else:
+            job.done(result, None)
+
+    def _commit(self, group: list[_Job]) -> BaseException | None:
+        merged = Rows()
+        for job in group:
+            assert job.rows is not None
+            merged.extend(job.rows)
+        try:
+            result: WriteResult = self.store.collect(
+                pa.table(merged.events, schema=EVENT_SCHEMA),
+                pa.table(merged.customers, schema=CUSTOMER_SCHEMA),
+                merged.links,
+            )
+        except Exception as e:  # the server stays up; these requests get a 503 and may retry
+            log.exception("commit of %d requests failed", len(group))
+            return e
+        self.relinked = self.store.relinked
+        self.commits += 1
+        self.rows += result.inserted
+        return None

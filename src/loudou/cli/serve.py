@@ -1,0 +1,51 @@
+"""``loudou serve``: the collection and query server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from loudou.cli.common import DbOpt, err
+from loudou.errors import LoudouError
+from loudou.store import default_path
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log each request (no secrets).")
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Serve the Segment-compatible tracking API, the query API and /static/loudou.js.
+
+    API docs at http://HOST:PORT/docs. Create keys first: loudou keys create --role write.
+    """
+    import uvicorn
+
+    from loudou.api.app import create_app
+    from loudou.api.discovery import live_server
+    from loudou.store import connect
+
+    path = str(db if db is not None else default_path())
+    running = live_server(path)
+    if running is not None:
+        raise LoudouError(f"already served at {running.url} (pid {running.pid})", "db")
+    connect(path).close()  # create or migrate now, so problems are one line, not a traceback
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    err.print(f"loudou serving {path} at {url}  (docs: {url}/docs)")
+    uvicorn.run(
+        create_app(path, url),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+        server_header=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,239 @@
+"""What the collection server needs from the DuckDB store: API keys, identity linking in one
+transaction with the events (group commit), and paged reads. Mixed into ``DuckDBStore``.
+
+Identity map: ``identities(alias_id → customer_id)``. An alias is an anonymous id (or an earlier
+user id, via ``alias``) that belongs to a customer; the first link of an alias wins, and
+``customer_id`` is never itself an alias, so one lookup resolves any id. Linking re-keys what the
+store already holds for the alias (events and traits move to the customer), and later events sent
+under the alias are resolved at write time, so funnel steps done before sign-up count for the
+customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, ApiKey, WriteResult
+
+if TYPE_CHECKING:
+    from loudou.store.duckdb import DuckDBStore
+
+# Batch rows with their customer id resolved through the identity map (names are loudou's own).
+_RESOLVED_EVENTS = (
+    "(SELECT b.* REPLACE (coalesce(i.customer_id, b.customer_id) AS customer_id) "
+    "FROM _batch b LEFT JOIN identities i ON i.alias_id = b.customer_id)"
+)
+_RESOLVED_TRAITS = (
+    "(SELECT coalesce(i.customer_id, t.customer_id) AS customer_id, t.traits "
+    "FROM _traits t LEFT JOIN identities i ON i.alias_id = t.customer_id)"
+)
+_LINK_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
+
+
+def resolve_links(links: Sequence[tuple[str, str]], existing: dict[str, str]) -> dict[str, str]:
+    """New aliases from ``links`` given the stored map: first link of an alias wins, targets are
+    resolved to their customer, self-links and cycles are dropped. Pure, so it is easy to test."""
+    new: dict[str, str] = {}
+
+    def canonical(x: str) -> str:
+        for _ in range(len(new) + 2):
+            nxt = existing.get(x) or new.get(x)
+            if nxt is None:
+                return x
+            x = nxt
+        return x
+
+    for alias, target in links:
+        if alias in existing or alias in new:
+            continue
+        to = canonical(target)
+        if to != alias:
+            new[alias] = to
+    return {a: canonical(t) for a, t in new.items()}
+
+
+class ServerAbilities:
+    """KeyStore, Collector and EventBrowser for DuckDBStore."""
+
+    con: duckdb.DuckDBPyConnection
+    path: str
+    _in_transaction: Callable[[dict[str, pa.Table], Callable[[], int]], int]
+    _put_events: Callable[[str], int]
+    _merge_traits: Callable[[str], int]
+    _cache: Any  # DuckDBStore's in-process event cache
+    _writes: int
+    relinked: int = 0  # aliases this connection linked (their rows were rewritten, not appended)
+
+    # -- keys -----------------------------------------------------------------------------------
+    def add_key(self, key: ApiKey) -> None:
+        self.con.execute(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
+            [key.key_id, key.role, key.key_hash, key.created_at, key.revoked_at, key.name],
+        )
+
+    def list_keys(self) -> list[ApiKey]:
+        rows = self.con.execute(
+            "SELECT key_id, role, key_hash, created_at, revoked_at, name FROM api_keys "
+            "ORDER BY created_at, key_id"
+        ).fetchall()
+        return [ApiKey(*row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        rows = self.con.execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()::TIMESTAMP) "
+            "WHERE key_id = ? RETURNING key_id",
+            [key_id],
+        ).fetchall()
+        return bool(rows)
+
+    # -- live ingestion ---------------------------------------------------------------------------
+    def collect(
+        self, events: pa.Table, customers: pa.Table, links: Sequence[tuple[str, str]]
+    ) -> WriteResult:
+        events = events.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+        customers = customers.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
+
+        def work() -> int:
+            if links:
+                self._link(links)
+            inserted = self._put_events(_RESOLVED_EVENTS) if events.num_rows else 0
+            if customers.num_rows:
+                self._merge_traits(_RESOLVED_TRAITS)
+            return inserted
+
+        inserted = self._in_transaction({"_batch": events, "_traits": customers}, work)
+        return WriteResult(inserted=inserted, duplicates=events.num_rows - inserted)
+
+    def _link(self, links: Sequence[tuple[str, str]]) -> None:
+        """Add new aliases and move what the store holds under them to their customers."""
+        con = self.con
+        ids = sorted({x for pair in links for x in pair})
+        existing = dict(
+            con.execute(
+                "SELECT alias_id, customer_id FROM identities WHERE alias_id IN (SELECT unnest($1))",
+                [ids],
+            ).fetchall()
+        )
+        new = resolve_links(links, existing)
+        if not new:
+            return
+        self.relinked += len(new)
+        table = pa.table(
+            {"alias_id": list(new), "customer_id": list(new.values())}, schema=_LINK_SCHEMA
+        )
+        con.register("_new", table)
+        try:
+            con.execute(
+                "INSERT INTO identities SELECT alias_id, customer_id, now()::TIMESTAMP FROM _new"
+            )
+            # Keep the map flat: whatever pointed at a new alias now points at its customer.
+            con.execute(
+                "UPDATE identities SET customer_id = n.customer_id FROM _new n "
+                "WHERE identities.customer_id = n.alias_id"
+            )
+            con.execute(
+                "UPDATE events SET customer_id = n.customer_id FROM _new n "
+                "WHERE events.customer_id = n.alias_id"
+            )
+            # The customer's own traits win over those gathered while anonymous.
+            con.execute(
+                """
+                INSERT INTO customers (customer_id, traits, first_seen, last_seen)
+                SELECT n.customer_id,
+                       list_reduce(list(CAST(c.traits AS JSON)), lambda x, y: json_merge_patch(x, y)),
+                       min(c.first_seen), max(c.last_seen)
+                FROM customers c JOIN _new n ON c.customer_id = n.alias_id
+                GROUP BY n.customer_id
+                ON CONFLICT (customer_id) DO UPDATE SET
+                    traits = json_merge_patch(excluded.traits, customers.traits),
+                    first_seen = least(coalesce(customers.first_seen, excluded.first_seen), excluded.first_seen),
+                    last_seen = greatest(coalesce(customers.last_seen, excluded.last_seen), excluded.last_seen)
+                """
+            )
+            con.execute("DELETE FROM customers WHERE customer_id IN (SELECT alias_id FROM _new)")
+        finally:
+            con.unregister("_new")
+
+    def external_write(self, rewritten: bool) -> None:
+        """Another connection of this process committed: cached traits are stale, and so are
+        cached events if rows were rewritten (re-keyed) rather than appended."""
+        lock = getattr(self, "_cache_lock", None)
+        if lock is None:
+            return
+        with lock:
+            self._writes = getattr(self, "_writes", 0) + 1
+            if rewritten:
+                self._cache = None
+
+    def reader(self) -> DuckDBStore:
+        from loudou.store.duckdb import DuckDBStore
+
+        return DuckDBStore.from_connection(self.path, self.con.cursor())
+
+    # -- paged reads ------------------------------------------------------------------------------
+    def get_customer(self, customer_id: str) -> dict[str, object] | None:
+        rows = self.con.execute(
+            "SELECT customer_id, CAST(traits AS VARCHAR), first_seen, last_seen FROM customers "
+            "WHERE customer_id = $1",
+            [customer_id],
+        ).fetchall()
+        if not rows:
+            return None
+        aliases = self.con.execute(
+            "SELECT alias_id FROM identities WHERE customer_id = $1 ORDER BY alias_id",
+            [customer_id],
+        ).fetchall()
+        cid, traits, first, last = rows[0]
+        return {
+            "customer_id": cid,
+            "traits": traits,
+            "first_seen": first,
+            "last_seen": last,
+            "aliases": [a for (a,) in aliases],
+        }
+
+    def resolve_id(self, any_id: str) -> str:
+        """The customer an id (alias or customer id) belongs to."""
+        rows = self.con.execute(
+            "SELECT customer_id FROM identities WHERE alias_id = $1", [any_id]
+        ).fetchall()
+        return str(rows[0][0]) if rows else any_id
+
+    def browse_events(
+        self,
+        *,
+        customer_id: str | None = None,
+        events: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> pa.Table:
+        where, params = ["TRUE"], []  # type: list[str], list[Any]
+
+        def bind(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if customer_id is not None:
+            where.append(f"customer_id = {bind(customer_id)}")
+        if events:
+            where.append(f"event IN (SELECT unnest({bind(list(events))}))")
+        if since is not None:
+            where.append(f"ts >= {bind(since)}")
+        if until is not None:
+            where.append(f"ts < {bind(until)}")
+        if after is not None:
+            t, eid = bind(after[0]), bind(after[1])
+            where.append(f"(ts > {t} OR (ts = {t} AND event_id > {eid}))")
+        sql = (
+            "SELECT * FROM events WHERE "  # noqa: S608 (fragments are ours; values are bound)
+            + " AND ".join(where)
+            + f" ORDER BY ts, event_id LIMIT {int(limit)}"
+        )
+        return self.con.sql(sql, params=params).to_arrow_table()

@@ -1,0 +1,349 @@
+"""Tracking endpoints over real HTTP: each endpoint, auth path, bad-input class, de-duplication,
+UTM attribution, identity linking and group commit under concurrent clients."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import loudou
+
+from serving import Server, start
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start(tmp_path_factory.mktemp("track") / "t.duckdb")
+    yield srv
+    srv.stop()
+
+
+def events_of(server: Server, **params: object) -> list[dict]:
+    r = server.get("/v1/events", limit=1000, **params)
+    assert r.status_code == 200, r.text
+    return r.json()["events"]
+
+
+def by_id(server: Server, event_id: str) -> dict:
+    (found,) = [e for e in events_of(server) if e["event_id"] == event_id]
+    return found
+
+
+def test_each_endpoint_stores_its_message(server: Server) -> None:
+    calls = {
+        "/v1/track": {"userId": "ep1", "event": "Signed Up", "properties": {"plan": "pro"}},
+        "/v1/page": {"userId": "ep1", "name": "Pricing", "properties": {"path": "/pricing"}},
+        "/v1/screen": {"userId": "ep1", "name": "Home"},
+        "/v1/identify": {"userId": "ep1", "traits": {"email": "a@example.com"}},
+        "/v1/group": {"userId": "ep1", "groupId": "acme", "traits": {"size": 10}},
+    }
+    for i, (path, body) in enumerate(calls.items()):
+        r = server.post(path, {**body, "messageId": f"ep-{i}"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"success": True, "accepted": 1}
+    names = {e["event_id"]: e["event"] for e in events_of(server, customer_id="ep1")}
+    assert names == {
+        "ep-0": "Signed Up",
+        "ep-1": "page_view",
+        "ep-2": "screen_view",
+        "ep-3": "identify",
+        "ep-4": "group",
+    }
+    assert by_id(server, "ep-0")["properties"]["plan"] == "pro"
+    assert by_id(server, "ep-1")["properties"]["name"] == "Pricing"
+    assert by_id(server, "ep-4")["properties"]["group_id"] == "acme"
+    profile = server.get("/v1/customers/ep1").json()["customer"]
+    assert profile["traits"] == {"email": "a@example.com"}
+
+
+def test_segment_fields_time_and_context(server: Server) -> None:
+    body = {
+        "anonymousId": "anon-ctx",
+        "event": "Viewed",
+        "messageId": "ctx-1",
+        "timestamp": "2025-03-01T10:00:00+08:00",
+        "context": {
+            "ip": "10.1.2.3",
+            "userAgent": "Mozilla/5.0",
+            "page": {"url": "https://shop.example/?utm_source=ignored", "path": "/"},
+            "campaign": {"source": "google", "medium": "cpc", "name": "spring_sale"},
+        },
+        "properties": {"revenue": "12.5", "session_id": "s-9"},
+    }
+    assert server.post("/v1/track", body).status_code == 200
+    e = by_id(server, "ctx-1")
+    assert e["ts"] == "2025-03-01T02:00:00Z"  # UTC
+    assert (e["channel"], e["campaign"], e["revenue"], e["session_id"]) == (
+        "google",
+        "spring_sale",
+        12.5,
+        "s-9",
+    )
+    p = e["properties"]
+    assert p["context_ip"] == "10.1.2.3" and p["context_user_agent"] == "Mozilla/5.0"
+    assert p["context_page_path"] == "/" and p["context_campaign_medium"] == "cpc"
+    # UTM in the page URL when there is no context.campaign
+    url = "https://shop.example/landing?utm_source=newsletter&utm_campaign=may"
+    body = {"userId": "u-utm", "messageId": "ctx-2", "context": {"page": {"url": url}}}
+    assert server.post("/v1/page", body).status_code == 200
+    e = by_id(server, "ctx-2")
+    assert (e["channel"], e["campaign"]) == ("newsletter", "may")
+    # Segment's clock-skew correction: received - (sentAt - originalTimestamp)
+    body = {
+        "userId": "u-skew",
+        "event": "x",
+        "messageId": "ctx-3",
+        "originalTimestamp": "2000-01-01T00:00:00Z",
+        "sentAt": "2000-01-01T00:00:10Z",
+    }
+    assert server.post("/v1/track", body).status_code == 200
+    assert by_id(server, "ctx-3")["ts"] > "2020"
+
+
+def test_retried_message_ids_are_stored_once(server: Server) -> None:
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "dup", "event": "e", "messageId": f"d{i}"} for i in range(5)
+        ]
+    }
+    for _ in range(3):
+        assert server.post("/v1/batch", batch).json()["accepted"] == 5
+    twice = {"batch": [{"type": "track", "userId": "dup", "event": "e", "messageId": "d0"}] * 2}
+    assert server.post("/v1/batch", twice).status_code == 200
+    assert len(events_of(server, customer_id="dup")) == 5
+
+
+def test_auth_paths(server: Server) -> None:
+    body = {"userId": "auth", "event": "e"}
+    assert server.post("/v1/track", body, role=None).json()["error"]["code"] == "unauthorized"
+    r = httpx.post(server.url + "/v1/track", json=body, auth=("ldw_wrong", ""))
+    assert r.status_code == 401 and r.json()["error"]["field"] == "authorization"
+    assert r.headers["www-authenticate"].startswith("Basic")
+    r = httpx.post(server.url + "/v1/track", json=body, headers={"Authorization": "Basic !!"})
+    assert r.status_code == 401
+    # a read key cannot write; a write key cannot read
+    assert server.post("/v1/track", body, role="read").status_code == 403
+    r = server.get("/v1/events", role="write")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert server.post("/v1/funnels/query", {"steps": ["e"]}, role="write").status_code == 403
+    # the key in the body (what sendBeacon sends) and as a Bearer token
+    r = httpx.post(server.url + "/v1/track", json={**body, "writeKey": server.keys["write"]})
+    assert r.status_code == 200
+    bearer = {"Authorization": f"Bearer {server.keys['read']}"}
+    assert httpx.get(server.url + "/v1/events", headers=bearer).status_code == 200
+    # admin keys can do both
+    assert server.post("/v1/track", body, role="admin").status_code == 200
+    assert server.get("/v1/events", role="admin").status_code == 200
+
+
+def test_revoked_key_gets_401(server: Server) -> None:
+    with server.client("admin") as admin:
+        made = admin.post("/v1/keys", json={"role": "write", "name": "temp"})
+        assert made.status_code == 201
+        secret, key_id = made.json()["key"], made.json()["id"]
+        listed = admin.get("/v1/keys").json()["keys"]
+        assert key_id in [k["id"] for k in listed] and secret not in json.dumps(listed)
+        body = {"userId": "rv", "event": "e"}
+        assert httpx.post(server.url + "/v1/track", json=body, auth=(secret, "")).status_code == 200
+        assert admin.delete(f"/v1/keys/{key_id}").json() == {"id": key_id, "revoked": True}
+        assert admin.delete("/v1/keys/nope").status_code == 404
+        r = httpx.post(server.url + "/v1/track", json=body, auth=(secret, ""))
+        assert r.status_code == 401
+    assert server.post("/v1/keys", {"role": "write"}, role="read").status_code == 403
+
+
+def _raw(server: Server, path: str, content: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        server.url + path, content=content, auth=(server.keys["write"], ""), headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "status", "code", "field"),
+    [
+        ("/v1/track", b"{not json", 400, "invalid_json", "body"),
+        ("/v1/track", b"", 400, "invalid_json", "body"),
+        ("/v1/track", b"[1, 2]", 400, "invalid_json", "body"),
+        ("/v1/track", b'{"userId": "\xff\xfe", "event": "e"}', 400, "invalid_encoding", "body"),
+        ("/v1/track", b'{"userId": "u"}', 400, "invalid_field", "event"),
+        ("/v1/track", b'{"event": "e"}', 400, "missing_id", "userId"),
+        ("/v1/track", b'{"userId": {"a": 1}, "event": "e"}', 400, "invalid_field", "userId"),
+        ("/v1/track", b'{"userId": "u", "event": 5}', 400, "invalid_field", "event"),
+        (
+            "/v1/track",
+            b'{"userId": "u", "event": "e", "properties": []}',
+            400,
+            "invalid_field",
+            "properties",
+        ),
+        (
+            "/v1/track",
+            b'{"userId": "u", "event": "e", "timestamp": "soon"}',
+            400,
+            "invalid_field",
+            "timestamp",
+        ),
+        (
+            "/v1/track",
+            b'{"userId": "u", "event": "e", "timestamp": "2999-01-01T00:00:00Z"}',
+            400,
+            "timestamp_in_future",
+            "timestamp",
+        ),
+        ("/v1/alias", b'{"previousId": "a"}', 400, "missing_id", "userId"),
+        ("/v1/alias", b'{"userId": "a"}', 400, "invalid_field", "previousId"),
+        ("/v1/batch", b'{"batch": 3}', 400, "invalid_field", "batch"),
+        ("/v1/batch", b"{}", 400, "invalid_field", "batch"),
+    ],
+)
+def test_bad_input_names_the_field(
+    server: Server, path: str, content: bytes, status: int, code: str, field: str
+) -> None:
+    r = _raw(server, path, content)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code and r.json()["error"]["field"] == field
+    assert r.json()["error"]["message"]
+
+
+def test_size_limits(server: Server) -> None:
+    big = {"userId": "big", "event": "e", "properties": {"blob": "x" * 33_000}}
+    r = server.post("/v1/track", big)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    # in a batch, an oversized event is refused by index and the others stored
+    ok = {"type": "track", "userId": "big", "event": "ok", "messageId": "big-ok"}
+    r = server.post("/v1/batch", {"batch": [ok, {**big, "type": "track"}]})
+    assert r.status_code == 200
+    assert [(x["index"], x["code"]) for x in r.json()["rejected"]] == [(1, "payload_too_large")]
+    huge = {"batch": [{**ok, "properties": {"b": "x" * 30_000}} for _ in range(20)]}
+    r = server.post("/v1/batch", huge)
+    assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+    # gzip bodies are inflated (with the same limit)
+    zipped = gzip.compress(json.dumps({"userId": "gz", "event": "zipped"}).encode())
+    assert _raw(server, "/v1/track", zipped, **{"Content-Encoding": "gzip"}).status_code == 200
+    bomb = gzip.compress(json.dumps({"userId": "gz", "event": "e", "p": "x" * 10**6}).encode())
+    assert _raw(server, "/v1/track", bomb, **{"Content-Encoding": "gzip"}).status_code == 413
+
+
+def test_batch_partial_acceptance(server: Server) -> None:
+    batch = [
+        {"type": "track", "userId": "bp", "event": "a", "messageId": "bp0"},
+        {"type": "track", "userId": "bp", "messageId": "bp1"},
+        "not an object",
+        {"type": "page", "anonymousId": "bp-anon", "messageId": "bp3"},
+        {"type": "unknown", "userId": "bp"},
+        {"type": "track", "event": "no id"},
+    ]
+    r = server.post("/v1/batch", {"batch": batch, "context": {"campaign": {"source": "fb"}}})
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 2
+    got = [(x["index"], x["code"], x["field"]) for x in r.json()["rejected"]]
+    assert got == [
+        (1, "invalid_field", "batch[1].event"),
+        (2, "invalid_field", "batch[2]"),
+        (4, "invalid_field", "batch[4].type"),
+        (5, "missing_id", "batch[5].userId"),
+    ]
+    assert by_id(server, "bp0")["channel"] == "fb"  # the batch's shared context applies
+    r = server.post("/v1/batch", {"batch": [batch[1], batch[2]]})
+    assert r.status_code == 400 and len(r.json()["rejected"]) == 2
+
+
+def test_identify_and_alias_link_anonymous_history(server: Server) -> None:
+    def track(anon: str | None, user: str | None, event: str, mid: str) -> None:
+        body = {"anonymousId": anon, "userId": user, "event": event, "messageId": mid}
+        assert server.post("/v1/track", {k: v for k, v in body.items() if v}).status_code == 200
+
+    track("visitor-1", None, "view", "il-1")
+    track("visitor-1", None, "add_to_cart", "il-2")
+    r = server.post(
+        "/v1/identify", {"userId": "alice", "anonymousId": "visitor-1", "traits": {"plan": "pro"}}
+    )
+    assert r.status_code == 200
+    track(None, "alice", "purchase", "il-3")
+    track("visitor-1", None, "view", "il-4")  # later anonymous events resolve at write time
+    # alias: an earlier id (here another device's anonymous id) joins alice
+    track("visitor-2", None, "view", "il-5")
+    assert (
+        server.post("/v1/alias", {"previousId": "visitor-2", "userId": "alice"}).status_code == 200
+    )
+    mine = events_of(server, customer_id="alice")
+    assert {e["event_id"] for e in mine} >= {"il-1", "il-2", "il-3", "il-4", "il-5"}
+    assert events_of(server, customer_id="visitor-1") == mine  # an alias finds the customer
+    r = server.get("/v1/customers/visitor-2").json()["customer"]
+    assert r["customer_id"] == "alice" and r["aliases"] == ["visitor-1", "visitor-2"]
+    spec = {"steps": ["view", "add_to_cart", "purchase"], "window": "1d"}
+    funnel = server.post("/v1/funnels/query", spec, role="read").json()
+    assert funnel["steps"][2]["count"] >= 1  # pre-signup steps count for alice
+    assert server.get("/v1/customers/visitor-1", role="read").status_code == 200
+
+
+def test_concurrent_clients_add_up_and_share_commits(server: Server) -> None:
+    before = httpx.get(server.url + "/v1/health").json()["commits"]
+    clients, requests, per = 8, 15, 20
+    failures: list[str] = []
+
+    def client(c: int) -> None:
+        with server.client() as http:
+            for r in range(requests):
+                batch = [
+                    {
+                        "type": "track",
+                        "userId": f"cc{c}",
+                        "event": "e",
+                        "messageId": f"cc{c}-{r}-{i}",
+                    }
+                    for i in range(per)
+                ]
+                resp = http.post("/v1/batch", json={"batch": batch})
+                if resp.status_code != 200:
+                    failures.append(resp.text)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    with server.client("read") as http:
+        total = 0
+        for c in range(clients):
+            total += len(
+                http.get("/v1/events", params={"customer_id": f"cc{c}", "limit": 1000}).json()[
+                    "events"
+                ]
+            )
+    assert total == clients * requests * per
+    commits = httpx.get(server.url + "/v1/health").json()["commits"] - before
+    assert 1 <= commits <= clients * requests
+
+
+def test_server_survives_garbage(server: Server) -> None:
+    for content in (b"\x00" * 100, b'{"batch": [' * 5000, b"9" * 20_000, b'"\\ud800"'):
+        assert _raw(server, "/v1/batch", content).status_code in (400, 413)
+    assert httpx.get(server.url + "/v1/health").status_code == 200
+
+
+def test_docs_and_openapi(server: Server) -> None:
+    assert httpx.get(server.url + "/docs").status_code == 200
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    for p in ("/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/alias", "/v1/batch"):
+        assert "post" in paths[p]
+    assert "/v1/funnels/query" in paths and "/v1/customers/{customer_id}" in paths
+
+
+def test_server_file_and_direct_open_after_stop(tmp_path: Path) -> None:
+    srv = start(tmp_path / "s.duckdb")
+    info = json.loads((tmp_path / "s.duckdb.server.json").read_text())
+    assert (
+        info["url"] == srv.url and (tmp_path / "s.duckdb.server.json").stat().st_mode & 0o077 == 0
+    )
+    srv.post("/v1/track", {"userId": "x", "event": "e"})
+    srv.stop()
+    assert not (tmp_path / "s.duckdb.server.json").exists()
+    assert loudou.connect(tmp_path / "s.duckdb").counts()["events"] == 1

@@ -89,3 +89,54 @@ def test_attribution_bad_model_is_one_line(kpi_db):
     r = run("kpi", "attribution", "--model", "shapley", "--db", kpi_db)
     assert r.returncode == 1
     assert r.stderr.startswith("error: --model:") and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (["cac", "--ltv", "historical"], "blended"),
+        (["retention", "--basis", "purchase"], "cohorts"),
+        (["repeat", "--by", "segment"], "repeat_rate"),
+        (["churn"], "periods"),
+        (["nps", "--by", "channel"], "nps"),
+        (["sales-cycle", "--by", "segment"], "first_touch_to_purchase"),
+    ],
+)
+def test_other_kpi_commands_print_json(kpi_db, args, key):
+    r = run("kpi", *args, "--json", "--db", kpi_db)
+    assert r.returncode == 0, r.stderr
+    assert key in json.loads(r.stdout)
+
+
+def test_kpi_numbers_through_the_cli(kpi_db):
+    doc = json.loads(run("kpi", "repeat", "--json", "--db", kpi_db).stdout)
+    assert doc["buyers"] == 2 and doc["repeat_rate"] == 0.5  # ann bought twice, bob once
+    doc = json.loads(run("kpi", "nps", "--json", "--db", kpi_db).stdout)
+    assert doc["nps"] == 0  # one promoter (10), one detractor (3)
+    doc = json.loads(run("kpi", "sales-cycle", "--json", "--db", kpi_db).stdout)
+    assert doc["first_touch_to_purchase"]["median"] == 2.5  # ann 2 days, bob 3 days
+
+
+def test_tables_print(kpi_db):
+    for args in (["attribution"], ["cac", "--ltv", "historical"], ["retention"], ["nps"]):
+        r = run("kpi", *args, "--db", kpi_db)
+        assert r.returncode == 0 and r.stdout.strip(), (args, r.stderr)
+
+
+def test_demo_prints_kpi_summary(tmp_path):
+    r = run(
+        "demo",
+        "--customers",
+        "400",
+        "--months",
+        "3",
+        "--db",
+        str(tmp_path / "d.duckdb"),
+        "-o",
+        str(tmp_path / "r.html"),
+        "--lang",
+        "en",
+    )
+    assert r.returncode == 0, r.stderr
+    for text in ("CAC", "CLV", "LTV:CAC", "NPS", "repeat purchase rate", "sales cycle", "blended"):
+        assert text in r.stdout

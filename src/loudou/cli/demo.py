@@ -31,8 +31,10 @@ def demo(
     """Generate a realistic synthetic business, load it, print its funnels and write a report."""
     from loudou import demo as demo_mod
     from loudou.cli.analyze import print_findings
+    from loudou.cli.kpi import print_summary
     from loudou.query.diagnose import diagnose
     from loudou.query.funnel import run_funnel
+    from loudou.query.kpi_summary import kpi_summary
     from loudou.report import write_report
 
     language = resolve_lang(lang)
@@ -58,6 +60,7 @@ def demo(
         results = [run_funnel(store, spec) for spec in specs]
         traits = list(dict.fromkeys(e.trait for e in demo_mod.PLANTED_EFFECTS))
         diagnoses = [diagnose(store, spec, traits, limit=5) for spec in specs]
+        kpis = kpi_summary(store)
     finally:
         store.close()
     for result, diagnosis in zip(results, diagnoses, strict=True):
@@ -65,6 +68,8 @@ def demo(
         out.print(t("top_findings", language))
         print_findings(diagnosis, language)
         out.print()
+    print_summary(kpis)
+    out.print()
     path = write_report(results, output, lang=language)
     err.print(t("report_written", language, path=path))
 

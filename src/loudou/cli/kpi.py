@@ -593,5 +593,64 @@ def print_sales_cycle(doc: dict[str, Any]) -> None:
     out.print(tab)
 
 
+# ---- summary ---------------------------------------------------------------------------------------
+
+
+@kpi_app.command("summary")
+def summary_command(
+    date_from: FromOpt = None,
+    date_to: ToOpt = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """The KPI summary: CAC, CLV and LTV:CAC per channel, NPS, repeat rate, sales cycle."""
+    from loudou.query.kpi_common import date_range
+    from loudou.query.kpi_summary import kpi_summary
+
+    store = open_store(db, read_only=True)
+    try:
+        doc = kpi_summary(store, date_range(date_from, date_to))
+    finally:
+        store.close()
+    if as_json:
+        _print_json(doc)
+        return
+    print_summary(doc)
+
+
+def print_summary(doc: dict[str, Any]) -> None:
+    """Print the summary of :func:`loudou.query.kpi_summary.kpi_summary` as tables."""
+    cac = doc["cac"]
+    bl = cac["blended"]
+    tab = Table(
+        title=f"KPIs per channel (first-touch CAC; CLV = {cac['ltv_basis']})", title_justify="left"
+    )
+    for col in ("channel", "spend", "new customers", "CAC", "CLV", "LTV:CAC", "payback"):
+        tab.add_column(col, justify="left" if col == "channel" else "right")
+    for r in cac["channels"]:
+        tab.add_row(
+            r["channel"] + (f" ({r['note']})" if r["note"] else ""),
+            _num(r["spend"], 0),
+            _num(r["new_customers"], 0),
+            _num(r["cac"]),
+            _num(r["ltv"]),
+            _num(r["ltv_cac"]),
+            "—" if r["payback_months"] is None else f"{r['payback_months']} mo",
+        )
+    tab.add_row(
+        "blended", _num(bl["spend"], 0), f"{bl['new_customers']:,}", _num(bl["cac"]), "", "", ""
+    )
+    out.print(tab)
+    nps, rep, cyc = doc["nps"], doc["repeat"], doc["sales_cycle"]
+    ftp, ltw = cyc["first_touch_to_purchase"], cyc["lead_to_won"]
+    lo, hi = nps["ci95"]
+    out.print(
+        f"NPS {_num(nps['nps'], 1)} (95% CI {lo:.1f} to {hi:.1f}, {nps['responses']:,} answers) · "
+        f"repeat purchase rate {_pct(rep['repeat_rate'])} of {rep['buyers']:,} buyers · "
+        f"sales cycle: first touch → purchase median {_num(ftp['median'], 1)} days, "
+        f"lead → won median {_num(ltw['median'], 1)} days"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")

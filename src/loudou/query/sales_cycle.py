@@ -76,8 +76,8 @@ def lead_to_won(
 ) -> pd.DataFrame:
     """Per deal that reached ``won`` after ``lead``: lead time, won time and days between."""
     df = pd.DataFrame({"deal": np.asarray(deal, dtype=object), "t": t, "stage": stage})
-    leads = df[df["stage"] == lead].groupby("deal")["t"].min().rename("lead_t")
-    wins = df[df["stage"] == won].merge(leads, left_on="deal", right_index=True)
+    leads = df[df["stage"] == lead].groupby("deal", as_index=False)["t"].min()
+    wins = df[df["stage"] == won].merge(leads.rename(columns={"t": "lead_t"}), on="deal")
     wins = (
         wins[wins["t"] >= wins["lead_t"]]
         .groupby("deal")

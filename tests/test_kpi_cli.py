@@ -140,3 +140,17 @@ def test_demo_prints_kpi_summary(tmp_path):
     assert r.returncode == 0, r.stderr
     for text in ("CAC", "CLV", "LTV:CAC", "NPS", "repeat purchase rate", "sales cycle", "blended"):
         assert text in r.stdout
+
+
+def test_python_api_facade():
+    import loudou
+    from loudou import kpi
+
+    store = make_store(
+        {"a": [("page_view", 0, {"channel": "email"}), ("order_completed", 60, {"revenue": 5})]}
+    )
+    res = kpi.attribution(store, model="last_touch")
+    assert res.to_pandas().to_dict("records") == [
+        {"channel": "email", "conversions": 1.0, "revenue": 5.0, "share": 1.0}
+    ]
+    assert callable(kpi.clv) and callable(kpi.summary) and loudou.connect

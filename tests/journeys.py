@@ -14,7 +14,7 @@ import pyarrow as pa
 
 import loudou
 from loudou.model.spec import FunnelSpec
-from loudou.query.funnel import compute_units
+from loudou.query.funnel import funnel_units
 from loudou.store.base import EVENT_SCHEMA, PROMOTED_COLUMNS
 
 EPOCH = datetime(2025, 1, 1)
@@ -62,16 +62,16 @@ def spec_of(steps: list[Any], **options: Any) -> FunnelSpec:
     return FunnelSpec.parse({"steps": raw, **options})
 
 
-def levels_by_customer(store: Any, spec: FunnelSpec) -> dict[str, int]:
+def levels_by_customer(store: Any, spec: FunnelSpec, engine: str = "auto") -> dict[str, int]:
     """Customer -> level from the engine (customers absent from the result have level 0)."""
-    table = store.funnel_events(spec)
-    units = compute_units(table, spec)
-    ids = table.column("customer_id").to_pylist()
-    return {ids[r]: int(lv) for r, lv in zip(units.start_row, units.levels, strict=True) if lv > 0}
+    units = funnel_units(store, spec, engine)
+    ids = units.customer_ids.to_pylist()
+    return {ids[c]: int(lv) for c, lv in zip(units.customer, units.levels, strict=True) if lv > 0}
 
 
-def counts(store: Any, spec: FunnelSpec) -> list[int]:
-    return [s.count for s in loudou.run_funnel(store, spec).steps]
+def counts(store: Any, spec: FunnelSpec, engine: str = "auto") -> list[int]:
+    units = funnel_units(store, spec, engine)
+    return [int(np.count_nonzero(units.levels >= k)) for k in range(1, len(spec.steps) + 1)]
 
 
 def counts_from_levels(levels: list[int] | np.ndarray, n_steps: int) -> list[int]:

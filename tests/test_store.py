@@ -129,11 +129,11 @@ def test_funnel_sql_golden():
     sql, params = funnel_events_sql(spec_of(["view", "buy where revenue > 100"], window="1d"))
     assert sql == (
         "SELECT customer_id, unit_key, group_key, t, mask FROM (SELECT e.customer_id AS customer_id, "
-        "e.event_id AS event_id, '' AS unit_key, '' AS group_key, epoch_us(e.ts) AS t, "
+        "e.rowid AS r, '' AS unit_key, '' AS group_key, epoch_us(e.ts) AS t, "
         "((CAST(COALESCE(e.event IN ($1), FALSE) AS UBIGINT) << 0) | "
         "(CAST(COALESCE(e.event IN ($2) AND (TRY_CAST(e.revenue AS DOUBLE) > $3), FALSE) AS UBIGINT) << 1)) AS mask "
         "FROM events e WHERE e.event IN ($4, $5) AND TRUE) q WHERE mask <> 0 "
-        "ORDER BY customer_id, unit_key, group_key, t, event_id"
+        "ORDER BY customer_id, unit_key, group_key, t, r"
     )
     assert params == ["view", "buy", 100.0, "buy", "view"]
 

@@ -18,7 +18,7 @@ from loudou.kernels import funnel as kern
 from loudou.model.results import BreakdownResult, FunnelResult, StepResult
 from loudou.model.spec import FunnelSpec, Step, parse_step
 from loudou.query.stats import wilson_interval
-from loudou.store.base import Store
+from loudou.store.base import CachedStore, Store
 
 OTHER = "other"
 NONE_VALUE = "(none)"
@@ -30,10 +30,28 @@ class Units:
 
     levels: np.ndarray  # int64, 0..n_steps
     times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached
-    first_idx: np.ndarray  # int64: row of the chain's step-1 event, -1 if none
-    start_row: (
-        np.ndarray
-    )  # int64: first row of the unit's group, to name its customer (and session)
+    customer: np.ndarray  # int64 index into ``customer_ids``
+    customer_ids: pa.Array | pa.ChunkedArray  # customer id by index
+    unit_key: pa.Array | pa.ChunkedArray  # session id per unit ('' unless count=sessions)
+    breakdown: np.ndarray | None = None  # object: breakdown value at the chain's step 1, or None
+
+    @classmethod
+    def from_levels(cls, levels: np.ndarray, times: np.ndarray) -> Units:
+        """Anonymous units (for summarising rows that were filtered elsewhere)."""
+        n = levels.shape[0]
+        return cls(
+            levels, times, np.zeros(n, np.int64), pa.array([], pa.string()), pa.array([""] * n)
+        )
+
+    def select(self, keep: np.ndarray) -> Units:
+        return Units(
+            self.levels[keep],
+            self.times[keep],
+            self.customer[keep],
+            self.customer_ids,
+            self.unit_key.filter(pa.array(keep)),
+            None if self.breakdown is None else self.breakdown[keep],
+        )
 
 
 def _boundaries(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
@@ -81,17 +99,27 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
         if spec.hold_constant:
             # several groups (held values) per unit: the unit's best group speaks for it
             unit_rows = _boundaries(table, ["customer_id", "unit_key"])
-            unit_of_row_start = np.searchsorted(group_starts, unit_rows)
-            best = kern.best_group_per_unit(levels, unit_of_row_start.astype(np.int64))
-            levels, times, first_idx, excluded = (
-                levels[best],
-                times[best],
-                first_idx[best],
-                excluded[best],
-            )
-            start_row = start_row[best]
+            unit_starts = np.searchsorted(group_starts, unit_rows).astype(np.int64)
+            best = kern.best_group_per_unit(levels, unit_starts)
+            levels, times, first_idx = levels[best], times[best], first_idx[best]
+            excluded, start_row = excluded[best], start_row[best]
     keep = ~excluded
-    return Units(levels[keep], times[keep], first_idx[keep], start_row[keep])
+    levels, times, first_idx, start_row = (
+        levels[keep],
+        times[keep],
+        first_idx[keep],
+        start_row[keep],
+    )
+    breakdown = None
+    if spec.breakdown is not None:
+        breakdown = np.full(levels.shape[0], None, dtype=object)
+        entered = first_idx >= 0
+        if entered.any():
+            picked = table.column("breakdown").take(pa.array(first_idx[entered]))
+            breakdown[entered] = picked.to_pylist()
+    rows = pa.array(start_row, pa.int64())
+    unit_key = table.column("unit_key").take(rows) if table.num_rows else pa.array([], pa.string())
+    return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown)
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -129,28 +157,24 @@ def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
     return out
 
 
-def _breakdown(table: pa.Table, units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
+def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
     """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'."""
-    entered = units.first_idx >= 0
-    values = np.full(units.levels.shape[0], NONE_VALUE, dtype=object)
-    if entered.any():
-        picked = table.column("breakdown").take(pa.array(units.first_idx[entered]))
-        values[entered] = [NONE_VALUE if v is None else v for v in picked.to_pylist()]
-    sizes = Counter(str(v) for v in values[entered])
+    assert units.breakdown is not None
+    entered = units.levels > 0
+    values = np.array([NONE_VALUE if v is None else str(v) for v in units.breakdown], dtype=object)
+    sizes = Counter(values[entered])
     order = sorted(sizes, key=lambda v: (-sizes[v], v))
     top, rest = order[: spec.breakdown_limit], order[spec.breakdown_limit :]
     result = []
     for label, members in [(v, [v]) for v in top] + ([(OTHER, rest)] if rest else []):
         sel = np.isin(values, members) & entered
-        sub = Units(units.levels[sel], units.times[sel], units.first_idx[sel], units.start_row[sel])
-        result.append(BreakdownResult(value=label, steps=summarize(sub, spec.steps)))
+        result.append(BreakdownResult(value=label, steps=summarize(units.select(sel), spec.steps)))
     return result
 
 
-def run_funnel(store: Store, spec: FunnelSpec) -> FunnelResult:
-    """Compute a funnel on a store."""
-    table = store.funnel_events(spec)
-    units = compute_units(table, spec)
+def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelResult:
+    """Compute a funnel on a store (``engine``: see :func:`funnel_units`)."""
+    units = funnel_units(store, spec, engine)
     return FunnelResult(
         funnel=spec.name,
         funnel_zh=spec.name_zh,
@@ -159,8 +183,24 @@ def run_funnel(store: Store, spec: FunnelSpec) -> FunnelResult:
         count_by=spec.count,
         steps=summarize(units, spec.steps),
         breakdown_by=spec.breakdown,
-        breakdown=_breakdown(table, units, spec) if spec.breakdown else [],
+        breakdown=_breakdown(units, spec) if spec.breakdown else [],
     )
+
+
+def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
+    """The funnel's units, from the columnar cache when the store has one (``engine="auto"`` or
+    ``"cache"``) or from SQL rows (``"sql"``). Both give identical results; the tests check it."""
+    if engine not in ("auto", "cache", "sql"):
+        raise ValueError(f"unknown engine {engine!r}")
+    if engine != "sql" and isinstance(store, CachedStore):
+        from loudou.query.cached import cached_units
+
+        units = cached_units(store, spec)
+        if units is not None or engine == "cache":
+            if units is None:
+                raise ValueError("this funnel cannot run on the cache")
+            return units
+    return compute_units(store.funnel_events(spec), spec)
 
 
 def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:
@@ -171,25 +211,22 @@ def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:
     reached), and ``breakdown`` when the spec has one. Excluded customers are left out. This is
     what segment comparisons and converted/dropped exports start from.
     """
-    table = store.funnel_events(spec)
-    units = compute_units(table, spec)
+    units = funnel_units(store, spec)
     entered = units.levels > 0
-    rows = pa.array(units.start_row[entered])
-    cols: dict[str, pa.Array] = {
-        "customer_id": table.column("customer_id").take(rows)
-        if len(rows)
+    picked = units.select(entered)
+    ids = units.customer_ids
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {
+        "customer_id": ids.take(pa.array(picked.customer, pa.int64()))
+        if len(picked.customer)
         else pa.array([], pa.string()),
-        "unit_key": table.column("unit_key").take(rows) if len(rows) else pa.array([], pa.string()),
-        "level": pa.array(units.levels[entered], pa.int64()),
+        "unit_key": picked.unit_key,
+        "level": pa.array(picked.levels, pa.int64()),
     }
     for k in range(len(spec.steps)):
-        times = units.times[entered, k]
+        times = picked.times[:, k]
         cols[f"step_{k + 1}"] = pa.array(times, pa.int64(), mask=times < 0).cast(pa.timestamp("us"))
-    if spec.breakdown:
-        first = pa.array(units.first_idx[entered])
-        cols["breakdown"] = (
-            table.column("breakdown").take(first) if len(first) else pa.array([], pa.string())
-        )
+    if spec.breakdown and picked.breakdown is not None:
+        cols["breakdown"] = pa.array(list(picked.breakdown), pa.string())
     return pa.table(cols)
 
 

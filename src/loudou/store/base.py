@@ -15,6 +15,7 @@ import pyarrow as pa
 
 if TYPE_CHECKING:
     from loudou.model.spec import FunnelSpec
+    from loudou.store.cache import EventCache
 
 # Columns of the events table (DESIGN §3). `properties` is JSON text; promoted columns are pulled out
 # of the properties because they pay for themselves (sessions, attribution, revenue).
@@ -62,6 +63,16 @@ class WriteResult:
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         return self
+
+
+@runtime_checkable
+class CachedStore(Protocol):
+    """Optional ability: a columnar event cache for fast funnels (see loudou.store.cache)."""
+
+    def event_cache(self, properties: Sequence[str] = (), traits: Sequence[str] = ()) -> EventCache:
+        """The cache brought up to date with the events table, with these event properties
+        and customer traits dictionary-encoded alongside."""
+        ...
 
 
 @runtime_checkable

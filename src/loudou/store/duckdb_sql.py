@@ -143,7 +143,7 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
 
     select = [
         "e.customer_id AS customer_id",
-        "e.event_id AS event_id",
+        "e.rowid AS r",
         f"{unit_key} AS unit_key",
         f"{group_key} AS group_key",
         "epoch_us(e.ts) AS t",
@@ -168,7 +168,7 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
     cols = "customer_id, unit_key, group_key, t, mask" + (", breakdown" if spec.breakdown else "")
     sql = (
         f"SELECT {cols} FROM ({inner}) q WHERE {keep} "  # noqa: S608 (no user text)
-        "ORDER BY customer_id, unit_key, group_key, t, event_id"
+        "ORDER BY customer_id, unit_key, group_key, t, r"
     )
     return sql, b.params
 

@@ -1,0 +1,258 @@
+"""Funnel kernel over the columnar event cache: one parallel pass over customers.
+
+The cache keeps events sorted by (customer, time, row id) in a base segment plus a small delta
+segment of recent appends (see ``loudou.store.cache``). Per customer, this kernel merges both
+segments by time, computes each event's step bits from small lookup tables (event code, property
+value codes, customer trait codes, the step-1 date range), keeps only what the funnel needs in a
+scratch buffer, groups it (session, held values) and hands each group to the very same per-group
+routines the SQL path uses (``loudou.kernels.funnel``), so both paths share one semantics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from loudou.kernels.funnel import (
+    ANY_ORDER,
+    STRICT_ORDER,
+    _any_order_level,
+    _attempt,
+    _chain_level,
+    _excluded,
+)
+
+COUNT_CUSTOMERS, COUNT_SESSIONS, COUNT_TOTALS = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _gather(
+    c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+    event_bits, prop_tables, trait_mask, t_lo, t_hi, keep_all, group_props, group_radix,
+    s_t, s_m, s_key, s_bd, bd_prop,
+):  # fmt: skip
+    """Fill the scratch buffers with the customer's relevant events in time order; returns count."""
+    i, i_end = b_off[c], b_off[c + 1]
+    j, j_end = d_off[c], d_off[c + 1]
+    n = 0
+    n_props = prop_tables.shape[0]
+    while i < i_end or j < j_end:
+        use_base = j >= j_end or (i < i_end and b_ts[i] <= d_ts[j])  # base rows are older on ties
+        if use_base:
+            ts = b_ts[i]
+            code = b_code[i]
+            idx = i
+            props = b_props
+        else:
+            ts = d_ts[j]
+            code = d_code[j]
+            idx = j
+            props = d_props
+        m = event_bits[code] & trait_mask
+        if m != 0:
+            for p in range(n_props):
+                m &= prop_tables[p, props[p, idx]]
+            if (m & np.uint64(1)) and (ts < t_lo or ts > t_hi):
+                m &= ~np.uint64(1)
+        key = np.int64(0)
+        ok = True
+        for g in range(group_props.shape[0]):
+            v = props[group_props[g], idx]
+            if v == 0:
+                ok = False
+                break
+            key = key * group_radix[g] + v
+        if ok and (m != 0 or keep_all):
+            s_t[n] = ts
+            s_m[n] = m
+            s_key[n] = key
+            s_bd[n] = props[bd_prop, idx] if bd_prop >= 0 else 0
+            n += 1
+        if use_base:
+            i += 1
+        else:
+            j += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sort_by_key(n, s_t, s_m, s_key, s_bd):
+    """Stable sort of the first n scratch entries by group key (time order kept inside a key)."""
+    order = np.argsort(s_key[:n], kind="mergesort")
+    s_t[:n] = s_t[:n][order]
+    s_m[:n] = s_m[:n][order]
+    s_bd[:n] = s_bd[:n][order]
+    s_key[:n] = s_key[:n][order]
+
+
+@njit(cache=True, nogil=True)
+def _customer(
+    n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
+    out_level, out_times, out_bd, out_unit, slot,
+):  # fmt: skip
+    """Run the groups of one customer; write its units from ``slot`` on; return how many."""
+    written = 0
+    times = np.empty(n_steps, np.int64)
+    s = 0
+    best_level = -1
+    cur_unit = np.int64(-1)
+    while s < n:
+        e = s + 1
+        while e < n and s_key[e] == s_key[s]:
+            e += 1
+        if count_mode == COUNT_TOTALS:
+            free_after = np.int64(-(2**62))
+            for p in range(s, e):
+                if not (s_m[p] & np.uint64(1)) or s_t[p] <= free_after:
+                    continue
+                for q in range(n_steps):
+                    times[q] = -1
+                lvl, end = _attempt(s_t, s_m, s, p, e, n_steps, window, mode, times)
+                free_after = end
+                if ex_after.shape[0] > 0 and _excluded(
+                    s_t, s_m, s, e, lvl, times, window, n_steps, ex_after, ex_before
+                ):
+                    continue
+                if out_level.shape[0] > 0:
+                    out_level[slot + written] = lvl
+                    out_times[slot + written, :] = times
+                    out_bd[slot + written] = s_bd[p]
+                    out_unit[slot + written] = s_key[s] // unit_div
+                written += 1
+        else:
+            for q in range(n_steps):
+                times[q] = -1
+            if mode == ANY_ORDER:
+                lvl, fi = _any_order_level(s_t, s_m, s, e, n_steps, window, times)
+            else:
+                lvl, fi = _chain_level(s_t, s_m, s, e, n_steps, window, mode, times)
+            unit = s_key[s] // unit_div
+            if best_level >= 0 and unit != cur_unit:  # next session: the previous unit is done
+                written += 1
+                best_level = -1
+            cur_unit = unit
+            if lvl > best_level:  # a unit's best group (held values) speaks for it; first on ties
+                best_level = lvl
+                if out_level.shape[0] > 0:
+                    excluded = (
+                        lvl > 0
+                        and ex_after.shape[0] > 0
+                        and _excluded(
+                            s_t, s_m, s, e, lvl, times, window, n_steps, ex_after, ex_before
+                        )
+                    )
+                    out_level[slot + written] = -1 if excluded else lvl
+                    out_times[slot + written, :] = times
+                    out_bd[slot + written] = s_bd[fi] if fi >= 0 else 0
+                    out_unit[slot + written] = unit
+        s = e
+    if count_mode != COUNT_TOTALS and best_level >= 0:
+        written += 1
+    return written
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _pass(
+    pass_no, bounds, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+    event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
+    bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
+    per_cust, offsets, level, times, bd, unit,
+):  # fmt: skip
+    """Pass 0 counts each customer's units into per_cust; pass 1 writes them at offsets."""
+    empty_l = np.zeros(0, np.int64)
+    empty_t = np.zeros((0, n_steps), np.int64)
+    for ch in prange(bounds.shape[0] - 1):
+        s_t = np.empty(max_events, np.int64)
+        s_m = np.empty(max_events, np.uint64)
+        s_key = np.empty(max_events, np.int64)
+        s_bd = np.empty(max_events, np.int64)
+        for c in range(bounds[ch], bounds[ch + 1]):
+            n = _gather(
+                c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+                event_bits, prop_tables, trait_masks[c], t_lo, t_hi, keep_all, group_props,
+                group_radix, s_t, s_m, s_key, s_bd, bd_prop,
+            )  # fmt: skip
+            if n == 0:
+                continue
+            if group_props.shape[0] > 0:
+                _sort_by_key(n, s_t, s_m, s_key, s_bd)
+            if pass_no == 0:
+                per_cust[c] = _customer(
+                    n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
+                    ex_after, ex_before, empty_l, empty_t, empty_l, empty_l, 0,
+                )  # fmt: skip
+            else:
+                _customer(
+                    n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
+                    ex_after, ex_before, level, times, bd, unit, offsets[c],
+                )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def cached_funnel(
+    b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+    event_bits, prop_tables, trait_masks, t_lo, t_hi, group_props, group_radix, unit_div, bd_prop,
+    n_steps, window, mode, count_mode, ex_after, ex_before, max_events,
+):  # fmt: skip
+    """Units of every customer: (customer, level, step times, breakdown value code, unit key).
+
+    Pass 1 counts each customer's units, pass 2 writes them at prefix-sum offsets, both in
+    parallel over customer chunks. A level of -1 marks an excluded unit.
+    """
+    n_cust = b_off.shape[0] - 1
+    keep_all = mode == STRICT_ORDER
+    n_chunks = max(1, min(n_cust, 256))
+    bounds = np.linspace(0, n_cust, n_chunks + 1).astype(np.int64)
+    per_cust = np.zeros(n_cust, np.int64)
+    offsets = np.zeros(n_cust + 1, np.int64)
+    level = np.zeros(0, np.int64)
+    times = np.full((0, n_steps), -1, np.int64)
+    bd = np.zeros(0, np.int64)
+    unit = np.zeros(0, np.int64)
+    for pass_no in range(2):
+        if pass_no == 1:
+            offsets[1:] = np.cumsum(per_cust)
+            total = offsets[n_cust]
+            level = np.zeros(total, np.int64)
+            times = np.full((total, n_steps), -1, np.int64)
+            bd = np.zeros(total, np.int64)
+            unit = np.zeros(total, np.int64)
+        _pass(
+            pass_no, bounds, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+            event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
+            bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
+            per_cust, offsets, level, times, bd, unit,
+        )  # fmt: skip
+    customer = np.repeat(np.arange(n_cust), per_cust)
+    return customer, level, times, bd, unit
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def merge_segments(b_off, b_ts, b_code, b_rowid, b_props, d_off, d_ts, d_code, d_rowid, d_props):
+    """Merge two segments sorted by (customer, time, row id) into one, per customer in parallel."""
+    n_cust = b_off.shape[0] - 1
+    off = b_off + d_off
+    total = off[n_cust]
+    ts = np.empty(total, np.int64)
+    code = np.empty(total, b_code.dtype)
+    rowid = np.empty(total, np.int64)
+    props = np.empty((b_props.shape[0], total), np.int32)
+    for c in prange(n_cust):
+        i, i_end = b_off[c], b_off[c + 1]
+        j, j_end = d_off[c], d_off[c + 1]
+        o = off[c]
+        while i < i_end or j < j_end:
+            take_base = j >= j_end or (
+                i < i_end
+                and (b_ts[i] < d_ts[j] or (b_ts[i] == d_ts[j] and b_rowid[i] <= d_rowid[j]))
+            )
+            if take_base:
+                ts[o], code[o], rowid[o] = b_ts[i], b_code[i], b_rowid[i]
+                props[:, o] = b_props[:, i]
+                i += 1
+            else:
+                ts[o], code[o], rowid[o] = d_ts[j], d_code[j], d_rowid[j]
+                props[:, o] = d_props[:, j]
+                j += 1
+            o += 1
+    return off, ts, code, rowid, props

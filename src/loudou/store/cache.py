@@ -1,0 +1,194 @@
+"""The columnar event cache: a derived, rebuildable copy of the events table laid out for funnels.
+
+Events sit sorted by (customer, time, row id) in a *base* segment, with event names and property
+values dictionary-encoded to small integers. Appends land in a sorted *delta* segment, so a funnel
+after an import costs one small sort, not a rebuild; when the delta grows past a fraction of the
+base, the two are merged in one linear pass. The store owns filling it (it knows the database);
+this module holds the arrays and the pure operations on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loudou.kernels.cached import merge_segments
+
+COMPACT_FRACTION = 0.05  # merge the delta into the base when it holds more than this share
+
+
+@dataclass
+class Segment:
+    """Events of one segment, sorted by (customer index, time, row id), with CSR offsets."""
+
+    off: np.ndarray  # int64 [customers + 1]
+    ts: np.ndarray  # int64 microseconds
+    code: np.ndarray  # int32 event-name code
+    rowid: np.ndarray  # int64 row id in the events table
+    props: np.ndarray  # int32 [cached properties, events]; 0 = null, else 1 + index in values
+
+    @property
+    def size(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def empty_segment(customers: int, n_props: int) -> Segment:
+    return Segment(
+        off=np.zeros(customers + 1, np.int64),
+        ts=np.zeros(0, np.int64),
+        code=np.zeros(0, np.int32),
+        rowid=np.zeros(0, np.int64),
+        props=np.zeros((n_props, 0), np.int32),
+    )
+
+
+def encode_values(
+    values: pa.Array, dictionary: list[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Codes for string values (0 = null), with the dictionary kept in sorted order so that code
+    order is value order; an existing dictionary is extended (callers remap old codes)."""
+    values = values.cast(pa.string())
+    known = set(dictionary or [])
+    new = [v for v in pc.unique(values.drop_null()).to_pylist() if v not in known]
+    merged = sorted(known | set(new))
+    codes = pc.index_in(values, value_set=pa.array(merged, pa.string()))
+    out = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32) + 1
+    return out, merged
+
+
+@dataclass
+class EventCache:
+    """Base and delta segments plus the dictionaries that give their codes meaning."""
+
+    customers: list[str]
+    events: list[str]
+    base: Segment
+    delta: Segment
+    watermark: int  # next events.rowid not yet in the cache
+    prop_names: list[str] = field(default_factory=list)
+    prop_values: list[list[str]] = field(default_factory=list)
+    traits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    compact_fraction: float = COMPACT_FRACTION
+    _cust_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _event_index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cust_index = {c: i for i, c in enumerate(self.customers)}
+        self._event_index = {e: i for i, e in enumerate(self.events)}
+
+    @property
+    def size(self) -> int:
+        return self.base.size + self.delta.size
+
+    def event_code(self, name: str) -> int | None:
+        return self._event_index.get(name)
+
+    @property
+    def customer_index(self) -> dict[str, int]:
+        return self._cust_index
+
+    def customer_codes(self, ids: list[str]) -> np.ndarray:
+        """Indexes for customer ids, adding unseen ids at the end."""
+        out = np.empty(len(ids), np.int64)
+        for i, cid in enumerate(ids):
+            idx = self._cust_index.get(cid)
+            if idx is None:
+                idx = len(self.customers)
+                self.customers.append(cid)
+                self._cust_index[cid] = idx
+            out[i] = idx
+        return out
+
+    def event_codes(self, names: pa.Array) -> np.ndarray:
+        enc = (
+            pc.dictionary_encode(names).combine_chunks()
+            if isinstance(names, pa.ChunkedArray)
+            else pc.dictionary_encode(names)
+        )
+        mapping = np.empty(len(enc.dictionary), np.int32)
+        for i, name in enumerate(enc.dictionary.to_pylist()):
+            idx = self._event_index.get(name)
+            if idx is None:
+                idx = len(self.events)
+                self.events.append(name)
+                self._event_index[name] = idx
+            mapping[i] = idx
+        return mapping[enc.indices.to_numpy(zero_copy_only=False)]
+
+    # -- appends ----------------------------------------------------------------------------------
+    def append(
+        self,
+        cust: np.ndarray,
+        ts: np.ndarray,
+        code: np.ndarray,
+        rowid: np.ndarray,
+        props: np.ndarray,
+    ) -> None:
+        """Add new rows (any order) to the delta; compact when the delta gets large."""
+        n_cust = len(self.customers)
+        d = self.delta
+        old_cust = np.repeat(np.arange(d.off.shape[0] - 1), np.diff(d.off))
+        all_cust = np.concatenate([old_cust, cust])
+        all_ts = np.concatenate([d.ts, ts])
+        all_row = np.concatenate([d.rowid, rowid])
+        order = np.lexsort((all_row, all_ts, all_cust))
+        self.delta = Segment(
+            off=np.searchsorted(all_cust[order], np.arange(n_cust + 1)).astype(np.int64),
+            ts=all_ts[order],
+            code=np.concatenate([d.code, code])[order],
+            rowid=all_row[order],
+            props=np.concatenate([d.props, props], axis=1)[:, order],
+        )
+        self._grow_base_offsets()
+        self.watermark = max(self.watermark, int(rowid.max()) + 1) if rowid.size else self.watermark
+        if self.delta.size > self.compact_fraction * max(self.base.size, 1):
+            self.compact()
+
+    def _grow_base_offsets(self) -> None:
+        """New customers have empty base ranges: extend the base offsets to cover them."""
+        missing = len(self.customers) + 1 - self.base.off.shape[0]
+        if missing > 0:
+            self.base.off = np.concatenate(
+                [self.base.off, np.full(missing, self.base.off[-1], np.int64)]
+            )
+        missing = len(self.customers) + 1 - self.delta.off.shape[0]
+        if missing > 0:
+            self.delta.off = np.concatenate(
+                [self.delta.off, np.full(missing, self.delta.off[-1], np.int64)]
+            )
+
+    def compact(self) -> None:
+        """Merge the delta into the base in one linear pass per customer."""
+        b, d = self.base, self.delta
+        off, ts, code, rowid, props = merge_segments(
+            b.off, b.ts, b.code, b.rowid, b.props, d.off, d.ts, d.code, d.rowid, d.props
+        )
+        self.base = Segment(off, ts, code, rowid, props)
+        self.delta = empty_segment(len(self.customers), len(self.prop_names))
+
+    # -- cached property columns ------------------------------------------------------------------
+    def add_property(
+        self, name: str, base_codes: np.ndarray, delta_codes: np.ndarray, values: list[str]
+    ) -> None:
+        self.prop_names.append(name)
+        self.prop_values.append(values)
+        self.base.props = np.vstack([self.base.props, base_codes[None, :].astype(np.int32)])
+        self.delta.props = np.vstack([self.delta.props, delta_codes[None, :].astype(np.int32)])
+
+    def extend_property(self, index: int, values: pa.Array) -> np.ndarray:
+        """Codes for new values of a cached property, remapping stored codes if the sorted
+        dictionary gained entries."""
+        old = self.prop_values[index]
+        codes, merged = encode_values(values, old)
+        if merged != old:
+            remap = np.zeros(len(old) + 1, np.int32)
+            remap[1:] = (
+                np.searchsorted(np.array(merged, dtype=object), np.array(old, dtype=object)) + 1
+            )
+            self.base.props[index] = remap[self.base.props[index]]
+            self.delta.props[index] = remap[self.delta.props[index]]
+            self.prop_values[index] = merged
+        return codes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,9 @@ from loudou.model.spec import Condition, FunnelSpec
 from loudou.store.base import CachedStore
 from loudou.store.cache import EventCache
 from loudou.store.duckdb_sql import date_bounds
+
+if TYPE_CHECKING:
+    from loudou.query.funnel import Units
 
 ALL_BITS = np.uint64(0xFFFFFFFFFFFFFFFF)
 COUNT_MODES = {"customers": COUNT_CUSTOMERS, "sessions": COUNT_SESSIONS, "totals": COUNT_TOTALS}
@@ -100,7 +104,7 @@ def _micros(d: datetime) -> int:
     return int(round(d.timestamp() * 1_000_000))
 
 
-def cached_units(store: CachedStore, spec: FunnelSpec):  # type: ignore[no-untyped-def]
+def cached_units(store: CachedStore, spec: FunnelSpec) -> Units | None:
     """Units for the spec from the store's cache, or None when the cache cannot express it."""
     from loudou.query.funnel import Units
 
@@ -155,7 +159,14 @@ def _tables(cache: EventCache, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray
     return event_bits, prop_tables, trait_masks
 
 
-def _run(cache, spec, group, bd_prop_name, bd_trait_name, units_cls):  # type: ignore[no-untyped-def]
+def _run(
+    cache: EventCache,
+    spec: FunnelSpec,
+    group: list[str],
+    bd_prop_name: str | None,
+    bd_trait_name: str | None,
+    units_cls: type[Units],
+) -> Units | None:
     n_steps = len(spec.steps)
     event_bits, prop_tables, trait_masks = _tables(cache, spec)
     start, end, inclusive = date_bounds(spec)

@@ -3,13 +3,17 @@ and diagnose tests. Also returns each customer's true level so counts can be che
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from journeys import make_store, spec_of
+import loudou
+
+from journeys import events_table, make_store, spec_of
 
 START = datetime(2025, 1, 6)  # a Monday
 STEPS = ["view", "cart", "checkout", "purchase"]
@@ -36,8 +40,9 @@ class Plant:
     device: dict[str, str] = field(default_factory=dict)
 
 
-def build(plant: Plant) -> tuple[Any, Any]:
-    """(store, spec) of the planted business; plant.levels/device get each customer's truth."""
+def build(plant: Plant, path: str | None = None) -> tuple[Any, Any]:
+    """(store, spec) of the planted business (in memory, or in the file ``path``);
+    plant.levels and plant.device get each customer's truth."""
     rng = np.random.default_rng(plant.seed)
     journeys: dict[str, list[tuple[Any, ...]]] = {}
     traits: dict[str, dict[str, Any]] = {}
@@ -69,4 +74,11 @@ def build(plant: Plant) -> tuple[Any, Any]:
         traits[cid] = {"device": device}
         plant.levels[cid] = level
         plant.device[cid] = device
-    return make_store(journeys, traits), spec_of(STEPS, window="7d")
+    spec = spec_of(STEPS, window="7d")
+    if path is None:
+        return make_store(journeys, traits), spec
+    store = loudou.connect(path)
+    store.insert_events(events_table(journeys))
+    rows = {"customer_id": list(traits), "traits": [json.dumps(v) for v in traits.values()]}
+    store.upsert_customers(pa.table(rows))
+    return store, spec

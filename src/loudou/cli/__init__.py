@@ -11,7 +11,18 @@ import sys
 import typer
 from rich.text import Text
 
-from loudou.cli import demo, funnel, imports, keys, kpi, serve, templates
+from loudou.cli import (
+    analyze,
+    demo,
+    funnel,
+    imports,
+    journeys,
+    keys,
+    kpi,
+    segments,
+    serve,
+    templates,
+)
 from loudou.cli.common import err
 from loudou.errors import LoudouError
 
@@ -23,7 +34,7 @@ app = typer.Typer(
 )
 
 # Each command module registers its commands; add new modules here.
-for _module in (funnel, imports, templates, kpi, keys, serve, demo):
+for _module in (funnel, imports, templates, kpi, segments, analyze, journeys, keys, serve, demo):
     _module.register(app)
 
 

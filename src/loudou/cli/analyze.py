@@ -30,7 +30,7 @@ ByHelp = (
 )
 
 
-def _spec(spec_file: Path, store: Store) -> FunnelSpec:
+def spec_from_file(spec_file: Path, store: Store) -> FunnelSpec:
     from loudou.cli.funnel import build_spec
 
     return build_spec(spec_file, [], None, {}, store)
@@ -62,7 +62,7 @@ def compare(
     language = resolve_lang(lang)
     store = open_store(db, read_only=True)
     try:
-        spec = _spec(spec_file, store)
+        spec = spec_from_file(spec_file, store)
         result = run_compare(
             store,
             spec,
@@ -129,7 +129,7 @@ def diagnose(
     language = resolve_lang(lang)
     store = open_store(db, read_only=True)
     try:
-        spec = _spec(spec_file, store)
+        spec = spec_from_file(spec_file, store)
         result = run_diagnose(
             store,
             spec,

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -30,12 +29,10 @@ from loudou.i18n import percent
 from loudou.model.spec import FunnelSpec
 from loudou.query.compare import MIN_CUSTOMERS, compare_cell
 from loudou.query.rows import FunnelRows, Group, funnel_rows, groups_for
-from loudou.query.segments import data_end
 from loudou.query.stats import bh_qvalues, two_proportion_test
+from loudou.query.trends import check_period, mature_cutoff, period_ordinals, period_span
 from loudou.store.base import Store
 
-Period = Literal["day", "week", "month"]
-PERIODS = ("day", "week", "month")
 MAX_STAGE_FINDINGS = 3
 CARRIER_SHARE = 0.6  # a segment carrying this share of a bad period's loss explains it
 
@@ -152,26 +149,8 @@ def _segment_candidates(rows: FunnelRows, groups: Sequence[Group], min_n: int) -
 # ---- period -----------------------------------------------------------------------------------
 
 
-def _ordinals(step1_us: np.ndarray, period: str) -> np.ndarray:
-    """Calendar ordinal of each step-1 time: days, Monday weeks or months since 1970."""
-    days = (step1_us // 86_400_000_000).astype(np.int64)
-    if period == "day":
-        return days
-    if period == "week":
-        return (days + 3) // 7  # 1970-01-01 was a Thursday; weeks start on Monday
-    return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-
-
 def _span(first: int, last: int, period: str) -> dict[str, str]:
-    epoch = date(1970, 1, 1)
-    if period == "day":
-        start, end = epoch + timedelta(first), epoch + timedelta(last)
-    elif period == "week":
-        start, end = epoch + timedelta(7 * first - 3), epoch + timedelta(7 * last + 3)
-    else:
-        start = date(1970 + first // 12, first % 12 + 1, 1)
-        nxt = last + 1
-        end = date(1970 + nxt // 12, nxt % 12 + 1, 1) - timedelta(1)
+    start, end = period_span(first, last, period)
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
@@ -190,7 +169,7 @@ def _period_tests(
     rows: FunnelRows, keep: np.ndarray, segment: dict[str, str] | None, period: str, min_n: int
 ) -> list[_PeriodTest]:
     """Each period against the other periods of the same transition (within ``keep``)."""
-    ordinals = _ordinals(rows.times[:, 0], period)
+    ordinals = period_ordinals(rows.times[:, 0], period)
     out = []
     for k in range(1, len(rows.spec.steps)):
         at = keep & (rows.levels >= k)
@@ -350,8 +329,7 @@ def diagnose(
     loops: bool = True,
 ) -> Diagnosis:
     """Findings ranked by customers lost, at most ``limit``, each once."""
-    if period not in PERIODS:
-        raise LoudouError(f"unknown period {period!r}; use day, week or month", "--period")
+    check_period(period)
     if not 0 < alpha < 1:
         raise LoudouError("alpha must be between 0 and 1", "--alpha")
     from loudou.query.rows import filter_segment
@@ -359,15 +337,15 @@ def diagnose(
     base_rows = filter_segment(store, funnel_rows(store, spec), segment)
     stage = _stage_findings(base_rows)
     seg_cands: list[Finding] = []
-    end = data_end(store)
-    cutoff = None if end is None else _us(end) - spec.window_seconds * 1_000_000
+    cutoff = mature_cutoff(store, spec)
+    limit_us = cutoff if cutoff is not None else -1
     per_tests: list[_PeriodTest] = []
-    mature = base_rows.times[:, 0] <= (cutoff if cutoff is not None else -1)
+    mature = base_rows.times[:, 0] <= limit_us
     per_tests += _period_tests(base_rows, mature, None, period, min_customers)
     for b in by:
         rows, groups = groups_for(store, spec, b, segment)
         seg_cands += _segment_candidates(rows, groups, min_customers)
-        mature_b = rows.times[:, 0] <= (cutoff if cutoff is not None else -1)
+        mature_b = rows.times[:, 0] <= limit_us
         for g in groups:
             seg = {"property": g.property, "value": g.value}
             per_tests += _period_tests(rows, mature_b & g.mask, seg, period, min_customers)
@@ -421,7 +399,3 @@ def _explain_periods(periods: list[Finding]) -> list[Finding]:
         carriers = [p for p in parts if p.lost_customers >= CARRIER_SHARE * o.lost_customers]
         keep += carriers if carriers else [o]
     return keep
-
-
-def _us(t: Any) -> int:
-    return int(np.datetime64(t, "us").astype(np.int64))

@@ -154,3 +154,9 @@ def test_python_api_facade():
         {"channel": "email", "conversions": 1.0, "revenue": 5.0, "share": 1.0}
     ]
     assert callable(kpi.clv) and callable(kpi.summary) and loudou.connect
+
+
+def test_summary_in_chinese(kpi_db):
+    r = run("kpi", "summary", "--lang", "zh", "--db", kpi_db)
+    assert r.returncode == 0, r.stderr
+    assert "获客成本" in r.stdout and "净推荐值" in r.stdout

@@ -68,7 +68,7 @@ def demo(
         out.print(t("top_findings", language))
         print_findings(diagnosis, language)
         out.print()
-    print_summary(kpis)
+    print_summary(kpis, language)
     out.print()
     path = write_report(results, output, lang=language)
     err.print(t("report_written", language, path=path))

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, open_store, out
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, open_store, out, resolve_lang
 
 kpi_app = typer.Typer(
     help="Customer value and marketing KPIs: attribution, CAC, CLV, retention, churn, NPS, sales cycle.",
@@ -93,11 +93,11 @@ def attribution(
     if as_json:
         _print_json(res.to_dict())
         return
-    tab = Table(
-        title=f"Attribution ({res.model}) of {res.conversion}: {res.conversions:,} conversions, "
-        f"{res.unattributed_conversions:,} without a touch in {_days(res.lookback_seconds)}",
-        title_justify="left",
+    out.print(
+        f"Attribution ({res.model}) of {res.conversion}: {res.conversions:,} conversions, "
+        f"{res.unattributed_conversions:,} without a touch in {_days(res.lookback_seconds)}"
     )
+    tab = Table()
     for col in ["channel", *(["campaign"] if by == "campaign" else []), "conversions"]:
         tab.add_column(col, justify="left" if col != "conversions" else "right")
     tab.add_column("revenue", justify="right")
@@ -601,6 +601,7 @@ def summary_command(
     date_from: FromOpt = None,
     date_to: ToOpt = None,
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """The KPI summary: CAC, CLV and LTV:CAC per channel, NPS, repeat rate, sales cycle."""
@@ -615,18 +616,46 @@ def summary_command(
     if as_json:
         _print_json(doc)
         return
-    print_summary(doc)
+    print_summary(doc, resolve_lang(lang))
 
 
-def print_summary(doc: dict[str, Any]) -> None:
-    """Print the summary of :func:`loudou.query.kpi_summary.kpi_summary` as tables."""
+SUMMARY_LABELS = {
+    "title": {
+        "en": "KPIs per channel (first-touch CAC; CLV = {basis})",
+        "zh": "各渠道指标（首次触点获客成本；CLV = {basis}）",
+    },
+    "channel": {"en": "channel", "zh": "渠道"},
+    "spend": {"en": "spend", "zh": "花费"},
+    "new customers": {"en": "new customers", "zh": "新客户"},
+    "CAC": {"en": "CAC", "zh": "获客成本 CAC"},
+    "CLV": {"en": "CLV", "zh": "客户终身价值 CLV"},
+    "LTV:CAC": {"en": "LTV:CAC", "zh": "LTV:CAC"},
+    "payback": {"en": "payback", "zh": "回本"},
+    "blended": {"en": "blended", "zh": "整体"},
+    "months": {"en": "{n} mo", "zh": "{n} 个月"},
+    "line": {
+        "en": "NPS {nps} (95% CI {lo:.1f} to {hi:.1f}, {n:,} answers) · repeat purchase rate "
+        "{repeat} of {buyers:,} buyers · sales cycle: first touch → purchase median {ftp} days, "
+        "lead → won median {ltw} days",
+        "zh": "净推荐值 NPS {nps}（95% 置信区间 {lo:.1f} 至 {hi:.1f}，{n:,} 份答卷）· 复购率 "
+        "{repeat}（{buyers:,} 位购买客户）· 销售周期：首次触点 → 购买 中位 {ftp} 天，"
+        "线索 → 成交 中位 {ltw} 天",
+    },
+}
+
+
+def _l(key: str, lang: str, **values: Any) -> str:
+    return SUMMARY_LABELS[key]["zh" if lang == "zh" else "en"].format(**values)
+
+
+def print_summary(doc: dict[str, Any], lang: str = "en") -> None:
+    """Print the summary of :func:`loudou.query.kpi_summary.kpi_summary` (English or Chinese)."""
     cac = doc["cac"]
     bl = cac["blended"]
-    tab = Table(
-        title=f"KPIs per channel (first-touch CAC; CLV = {cac['ltv_basis']})", title_justify="left"
-    )
+    out.print(_l("title", lang, basis=cac["ltv_basis"]))
+    tab = Table()
     for col in ("channel", "spend", "new customers", "CAC", "CLV", "LTV:CAC", "payback"):
-        tab.add_column(col, justify="left" if col == "channel" else "right")
+        tab.add_column(_l(col, lang), justify="left" if col == "channel" else "right")
     for r in cac["channels"]:
         tab.add_row(
             r["channel"] + (f" ({r['note']})" if r["note"] else ""),
@@ -635,20 +664,33 @@ def print_summary(doc: dict[str, Any]) -> None:
             _num(r["cac"]),
             _num(r["ltv"]),
             _num(r["ltv_cac"]),
-            "—" if r["payback_months"] is None else f"{r['payback_months']} mo",
+            "—" if r["payback_months"] is None else _l("months", lang, n=r["payback_months"]),
         )
     tab.add_row(
-        "blended", _num(bl["spend"], 0), f"{bl['new_customers']:,}", _num(bl["cac"]), "", "", ""
+        _l("blended", lang),
+        _num(bl["spend"], 0),
+        f"{bl['new_customers']:,}",
+        _num(bl["cac"]),
+        "",
+        "",
+        "",
     )
     out.print(tab)
     nps, rep, cyc = doc["nps"], doc["repeat"], doc["sales_cycle"]
-    ftp, ltw = cyc["first_touch_to_purchase"], cyc["lead_to_won"]
     lo, hi = nps["ci95"]
     out.print(
-        f"NPS {_num(nps['nps'], 1)} (95% CI {lo:.1f} to {hi:.1f}, {nps['responses']:,} answers) · "
-        f"repeat purchase rate {_pct(rep['repeat_rate'])} of {rep['buyers']:,} buyers · "
-        f"sales cycle: first touch → purchase median {_num(ftp['median'], 1)} days, "
-        f"lead → won median {_num(ltw['median'], 1)} days"
+        _l(
+            "line",
+            lang,
+            nps=_num(nps["nps"], 1),
+            lo=lo,
+            hi=hi,
+            n=nps["responses"],
+            repeat=_pct(rep["repeat_rate"]),
+            buyers=rep["buyers"],
+            ftp=_num(cyc["first_touch_to_purchase"]["median"], 1),
+            ltw=_num(cyc["lead_to_won"]["median"], 1),
+        )
     )
 
 

@@ -106,6 +106,7 @@ class GroupWriter:
         except Exception as e:
             job.done(None, e)
         else:
+            self.commits += 1  # may have written: readers refresh their caches
             job.done(result, None)
 
     def _commit(self, group: list[_Job]) -> BaseException | None:

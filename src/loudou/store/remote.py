@@ -43,14 +43,15 @@ class RemoteStore:
             content, ctype = orjson.dumps(args or {}, default=_json_default), "application/json"
         try:
             r = self._http.post(f"/v1/store/{op}", content=content, headers={"Content-Type": ctype})
-        except httpx.HTTPError as e:
-            raise StoreError(f"the server at {self.url} did not answer: {e}", "db") from None
+        except httpx.HTTPError as exc:
+            raise StoreError(f"the server at {self.url} did not answer: {exc}", "db") from None
         if r.status_code >= 400:
             try:
-                e = r.json()["error"]
+                error = r.json()["error"]
             except (ValueError, KeyError):
                 raise StoreError(f"server error {r.status_code}", "db") from None
-            raise _ERRORS.get(e.get("code"), LoudouError)(e.get("message", ""), e.get("field"))
+            kind = _ERRORS.get(error.get("code"), LoudouError)
+            raise kind(error.get("message", ""), error.get("field"))
         return r
 
     def _table(self, op: str, args: dict[str, Any]) -> pa.Table:

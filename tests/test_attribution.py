@@ -358,3 +358,87 @@ def test_unknown_model_is_an_input_error(shop):
 
     with pytest.raises(LoudouError, match="model"):
         run_attribution(shop, model="shapley")
+
+
+# ---- paths from the store against a slow reference ---------------------------------------------------
+
+event_strategy = st.tuples(
+    st.integers(0, 40),  # time in hours
+    st.sampled_from(["touch", "touch", "order", "other"]),
+    st.sampled_from(["search", "email", "social"]),
+    st.sampled_from([None, "s1", "s2"]),
+    st.integers(1, 5),  # revenue
+)
+
+
+def _reference_paths(journeys, lookback_h, since_h=None):
+    """Conversion paths straight from the definitions, customer by customer."""
+    out = []
+    for cid, evs in journeys.items():
+        # the store's order: by time, then event_id (string order of f"{cid}#{i}")
+        order = sorted(range(len(evs)), key=lambda i: (evs[i][1], f"{cid}#{i}"))
+        touches, prev = [], None
+        rows = [evs[i] for i in order]
+        for ev in rows:
+            name, t, props = ev
+            if props.get("channel") is not None and name != "order_completed":
+                last = touches[-1] if touches else None
+                same = (
+                    last is not None
+                    and props.get("session_id") is not None
+                    and last[2] == props.get("session_id")
+                    and last[1] == props["channel"]
+                )
+                if not same:
+                    touches.append((t, props["channel"], props.get("session_id")))
+            if name == "order_completed":
+                if since_h is None or t >= since_h * 3600:
+                    path = [
+                        ch
+                        for (tt, ch, _) in touches
+                        if tt < t and tt >= t - lookback_h * 3600 and (prev is None or tt > prev)
+                    ]
+                    out.append((path, props["revenue"]))
+                prev = t
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcd"), st.lists(event_strategy, max_size=8), min_size=1))
+def test_store_paths_equal_reference(data):
+    journeys = {}
+    for cid, evs in data.items():
+        rows = []
+        for hour, kind, channel, session, revenue in evs:
+            if kind == "touch":
+                props = {"channel": channel}
+                if session:
+                    props["session_id"] = session
+                rows.append(("page_view", hour * 3600, props))
+            elif kind == "order":
+                rows.append(("order_completed", hour * 3600, {"revenue": revenue}))
+            else:
+                rows.append(("signup", hour * 3600, {}))
+        journeys[cid] = rows
+    store = make_store(journeys)
+    for lookback_h, since_h in ((10, None), (100, 5)):
+        ref = _reference_paths(journeys, lookback_h, since_h)
+        rng = date_range(None, None) if since_h is None else date_range("2025-01-01T05:00:00", None)
+        for model in ("first_touch", "last_touch", "linear"):
+            res = run_attribution(store, model=model, lookback=f"{lookback_h}h", rng=rng)
+            expected: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for path, revenue in ref:
+                for i, ch in enumerate(path):
+                    w = {
+                        "first_touch": float(i == 0),
+                        "last_touch": float(i == len(path) - 1),
+                        "linear": 1 / len(path),
+                    }[model]
+                    expected[ch][0] += w
+                    expected[ch][1] += w * revenue
+            got = {r.channel: (r.conversions, r.revenue) for r in res.channels}
+            assert set(got) == set(expected)
+            for ch, (conv, revenue) in expected.items():
+                assert got[ch] == pytest.approx((conv, revenue)), (model, ch)
+            assert res.conversions == len(ref)
+            assert res.unattributed_conversions == sum(1 for p, _ in ref if not p)

@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.text import Text
 
-from loudou.cli import (, keys, serve
+from loudou.cli import (
     analyze,
     demo,
     funnel,

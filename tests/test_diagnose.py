@@ -3,8 +3,6 @@ with none planted, and keeps the measured false-alarm rate at or below its level
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from loudou.query.diagnose import diagnose
@@ -82,14 +80,12 @@ def test_nothing_planted_nothing_significant():
 def test_false_alarm_rate_at_or_below_alpha():
     """Repeated null businesses: the share of runs reporting any significant finding."""
     alpha, runs, alarms = 0.1, 30, 0
-    started = time.perf_counter()
     for seed in range(100, 100 + runs):
         store, spec = build(Plant(customers=600, weeks=6, seed=seed))
         alarms += bool(significant(diagnose(store, spec, ["device"], alpha=alpha)))
         store.close()
     print(f"false alarms: {alarms}/{runs} at alpha {alpha}")
     assert alarms / runs <= alpha, f"{alarms} false alarms in {runs} runs"
-    assert time.perf_counter() - started < 60
 
 
 def test_bad_week_for_everyone_is_reported_once_overall():

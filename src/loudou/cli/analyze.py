@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
 from loudou.i18n import percent, t
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ def spec_from_file(spec_file: Path, store: Store) -> FunnelSpec:
     from loudou.cli.funnel import build_spec
 
     return build_spec(spec_file, [], None, {}, store)
+
+
+def working(what: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while long work runs, when stderr is a terminal."""
+    return err.status(what, spinner="dots") if err.is_terminal else nullcontext()
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -63,14 +69,15 @@ def compare(
     store = open_store(db, read_only=True)
     try:
         spec = spec_from_file(spec_file, store)
-        result = run_compare(
-            store,
-            spec,
-            by,
-            segment=segment,
-            min_customers=min_customers,
-            limit=limit,
-        )
+        with working("comparing…"):
+            result = run_compare(
+                store,
+                spec,
+                by,
+                segment=segment,
+                min_customers=min_customers,
+                limit=limit,
+            )
     finally:
         store.close()
     if as_json:
@@ -130,16 +137,17 @@ def diagnose(
     store = open_store(db, read_only=True)
     try:
         spec = spec_from_file(spec_file, store)
-        result = run_diagnose(
-            store,
-            spec,
-            by or [],
-            period=period,
-            segment=segment,
-            alpha=alpha,
-            limit=limit,
-            min_customers=min_customers,
-        )
+        with working("diagnosing…"):
+            result = run_diagnose(
+                store,
+                spec,
+                by or [],
+                period=period,
+                segment=segment,
+                alpha=alpha,
+                limit=limit,
+                min_customers=min_customers,
+            )
     finally:
         store.close()
     if as_json:

@@ -89,6 +89,11 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         return {"findings": [f.to_dict() for f in self.findings]}
 
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([f.to_dict() for f in self.findings])
+
 
 # ---- stage ------------------------------------------------------------------------------------
 

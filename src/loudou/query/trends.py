@@ -110,6 +110,11 @@ class TrendResult:
             "transitions": [s.to_dict() for s in self.transitions],
         }
 
+    def to_pandas(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
     def rows(self) -> list[dict[str, Any]]:
         return [
             {"from_step": s.from_step, "to_step": s.to_step, **p.to_dict()}

@@ -1,4 +1,4 @@
-"""Funnel kernel over the columnar event cache: one parallel pass over customers.
+"""Funnel kernel over the columnar event cache: one pass over customers, split across threads.
 
 The cache keeps events sorted by (customer, time, row id) in a base segment plus a small delta
 segment of recent appends (see ``loudou.store.cache``). Per customer, this kernel merges both
@@ -10,8 +10,12 @@ routines the SQL path uses (``loudou.kernels.funnel``), so both paths share one 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from loudou.kernels.funnel import (
     ANY_ORDER,
@@ -20,6 +24,7 @@ from loudou.kernels.funnel import (
     _attempt,
     _chain_level,
     _excluded,
+    workspace,
 )
 
 COUNT_CUSTOMERS, COUNT_SESSIONS, COUNT_TOTALS = 0, 1, 2
@@ -36,42 +41,48 @@ def _gather(
     j, j_end = d_off[c], d_off[c + 1]
     n = 0
     n_props = prop_tables.shape[0]
+    n_groups = group_props.shape[0]
     while i < i_end or j < j_end:
-        use_base = j >= j_end or (i < i_end and b_ts[i] <= d_ts[j])  # base rows are older on ties
-        if use_base:
-            ts = b_ts[i]
-            code = b_code[i]
-            idx = i
-            props = b_props
+        if j >= j_end:
+            use_base = True
+        elif i >= i_end:
+            use_base = False
         else:
-            ts = d_ts[j]
-            code = d_code[j]
+            use_base = b_ts[i] <= d_ts[j]  # base rows are older on ties
+        if use_base:
+            idx = i
+            i += 1
+            m = event_bits[b_code[idx]] & trait_mask
+        else:
             idx = j
-            props = d_props
-        m = event_bits[code] & trait_mask
+            j += 1
+            m = event_bits[d_code[idx]] & trait_mask
+        if m == 0 and not keep_all:
+            continue  # most events: no step, no need to read anything else
+        props = b_props if use_base else d_props
+        ts = b_ts[idx] if use_base else d_ts[idx]
         if m != 0:
             for p in range(n_props):
                 m &= prop_tables[p, props[p, idx]]
             if (m & np.uint64(1)) and (ts < t_lo or ts > t_hi):
                 m &= ~np.uint64(1)
+            if m == 0 and not keep_all:
+                continue
         key = np.int64(0)
         ok = True
-        for g in range(group_props.shape[0]):
+        for g in range(n_groups):
             v = props[group_props[g], idx]
             if v == 0:
                 ok = False
                 break
             key = key * group_radix[g] + v
-        if ok and (m != 0 or keep_all):
-            s_t[n] = ts
-            s_m[n] = m
-            s_key[n] = key
-            s_bd[n] = props[bd_prop, idx] if bd_prop >= 0 else 0
-            n += 1
-        if use_base:
-            i += 1
-        else:
-            j += 1
+        if not ok:
+            continue
+        s_t[n] = ts
+        s_m[n] = m
+        s_key[n] = key
+        s_bd[n] = props[bd_prop, idx] if bd_prop >= 0 else 0
+        n += 1
     return n
 
 
@@ -88,11 +99,10 @@ def _sort_by_key(n, s_t, s_m, s_key, s_bd):
 @njit(cache=True, nogil=True)
 def _customer(
     n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
-    out_level, out_times, out_bd, out_unit, slot,
+    out_level, out_times, out_bd, out_unit, slot, times, ws,
 ):  # fmt: skip
     """Run the groups of one customer; write its units from ``slot`` on; return how many."""
     written = 0
-    times = np.empty(n_steps, np.int64)
     s = 0
     best_level = -1
     cur_unit = np.int64(-1)
@@ -107,7 +117,7 @@ def _customer(
                     continue
                 for q in range(n_steps):
                     times[q] = -1
-                lvl, end = _attempt(s_t, s_m, s, p, e, n_steps, window, mode, times)
+                lvl, end = _attempt(s_t, s_m, s, p, e, n_steps, window, mode, times, ws)
                 free_after = end
                 if ex_after.shape[0] > 0 and _excluded(
                     s_t, s_m, s, e, lvl, times, window, n_steps, ex_after, ex_before
@@ -123,9 +133,9 @@ def _customer(
             for q in range(n_steps):
                 times[q] = -1
             if mode == ANY_ORDER:
-                lvl, fi = _any_order_level(s_t, s_m, s, e, n_steps, window, times)
+                lvl, fi = _any_order_level(s_t, s_m, s, e, n_steps, window, times, ws)
             else:
-                lvl, fi = _chain_level(s_t, s_m, s, e, n_steps, window, mode, times)
+                lvl, fi = _chain_level(s_t, s_m, s, e, n_steps, window, mode, times, ws)
             unit = s_key[s] // unit_div
             if best_level >= 0 and unit != cur_unit:  # next session: the previous unit is done
                 written += 1
@@ -151,44 +161,65 @@ def _customer(
     return written
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _pass(
-    pass_no, bounds, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+    pass_no, c_lo, c_hi, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
     event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
     bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
     per_cust, offsets, level, times, bd, unit,
 ):  # fmt: skip
-    """Pass 0 counts each customer's units into per_cust; pass 1 writes them at offsets."""
+    """Customers c_lo..c_hi. Pass 0 counts each customer's units into per_cust; pass 1 writes
+    them at offsets. Releases the GIL, so threads run ranges in parallel."""
     empty_l = np.zeros(0, np.int64)
     empty_t = np.zeros((0, n_steps), np.int64)
-    for ch in prange(bounds.shape[0] - 1):
-        s_t = np.empty(max_events, np.int64)
-        s_m = np.empty(max_events, np.uint64)
-        s_key = np.empty(max_events, np.int64)
-        s_bd = np.empty(max_events, np.int64)
-        for c in range(bounds[ch], bounds[ch + 1]):
-            n = _gather(
-                c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-                event_bits, prop_tables, trait_masks[c], t_lo, t_hi, keep_all, group_props,
-                group_radix, s_t, s_m, s_key, s_bd, bd_prop,
+    s_t = np.empty(max_events, np.int64)
+    s_m = np.empty(max_events, np.uint64)
+    s_key = np.empty(max_events, np.int64)
+    s_bd = np.empty(max_events, np.int64)
+    times_buf = np.empty(n_steps, np.int64)
+    ws = workspace(n_steps)
+    for c in range(c_lo, c_hi):
+        n = _gather(
+            c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+            event_bits, prop_tables, trait_masks[c], t_lo, t_hi, keep_all, group_props,
+            group_radix, s_t, s_m, s_key, s_bd, bd_prop,
+        )  # fmt: skip
+        if n == 0:
+            continue
+        if group_props.shape[0] > 0:
+            _sort_by_key(n, s_t, s_m, s_key, s_bd)
+        if pass_no == 0:
+            per_cust[c] = _customer(
+                n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
+                ex_after, ex_before, empty_l, empty_t, empty_l, empty_l, 0, times_buf, ws,
             )  # fmt: skip
-            if n == 0:
-                continue
-            if group_props.shape[0] > 0:
-                _sort_by_key(n, s_t, s_m, s_key, s_bd)
-            if pass_no == 0:
-                per_cust[c] = _customer(
-                    n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
-                    ex_after, ex_before, empty_l, empty_t, empty_l, empty_l, 0,
-                )  # fmt: skip
-            else:
-                _customer(
-                    n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
-                    ex_after, ex_before, level, times, bd, unit, offsets[c],
-                )  # fmt: skip
+        else:
+            per_cust[c] = _customer(
+                n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
+                ex_after, ex_before, level, times, bd, unit, offsets[c], times_buf, ws,
+            )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+def _in_threads(n_cust: int, run: Callable[[int, int], None]) -> None:
+    """Split customers into one contiguous range per core and run them on threads."""
+    workers = max(1, min(os.cpu_count() or 1, 8, n_cust // 2048 + 1))
+    if workers == 1:
+        run(0, n_cust)
+        return
+    bounds = np.linspace(0, n_cust, workers + 1).astype(np.int64)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def _outputs(size: int, n_steps: int) -> list[np.ndarray]:
+    return [
+        np.zeros(size, np.int64),
+        np.full((size, n_steps), -1, np.int64),
+        np.zeros(size, np.int64),
+        np.zeros(size, np.int64),
+    ]
+
+
 def cached_funnel(
     b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
     event_bits, prop_tables, trait_masks, t_lo, t_hi, group_props, group_radix, unit_div, bd_prop,
@@ -196,40 +227,42 @@ def cached_funnel(
 ):  # fmt: skip
     """Units of every customer: (customer, level, step times, breakdown value code, unit key).
 
-    Pass 1 counts each customer's units, pass 2 writes them at prefix-sum offsets, both in
-    parallel over customer chunks. A level of -1 marks an excluded unit.
+    For count=customers one pass writes one slot per customer. Otherwise pass 0 counts each
+    customer's units and pass 1 writes them at prefix-sum offsets. A level of -1 marks an
+    excluded unit.
     """
     n_cust = b_off.shape[0] - 1
     keep_all = mode == STRICT_ORDER
-    n_chunks = max(1, min(n_cust, 256))
-    bounds = np.linspace(0, n_cust, n_chunks + 1).astype(np.int64)
     per_cust = np.zeros(n_cust, np.int64)
-    offsets = np.zeros(n_cust + 1, np.int64)
-    level = np.zeros(0, np.int64)
-    times = np.full((0, n_steps), -1, np.int64)
-    bd = np.zeros(0, np.int64)
-    unit = np.zeros(0, np.int64)
-    for pass_no in range(2):
-        if pass_no == 1:
-            offsets[1:] = np.cumsum(per_cust)
-            total = offsets[n_cust]
-            level = np.zeros(total, np.int64)
-            times = np.full((total, n_steps), -1, np.int64)
-            bd = np.zeros(total, np.int64)
-            unit = np.zeros(total, np.int64)
-        _pass(
-            pass_no, bounds, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-            event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
-            bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
-            per_cust, offsets, level, times, bd, unit,
-        )  # fmt: skip
-    customer = np.repeat(np.arange(n_cust), per_cust)
-    return customer, level, times, bd, unit
+    offsets = np.arange(n_cust + 1, dtype=np.int64)
+    out = _outputs(n_cust, n_steps)
+
+    def run(pass_no: int) -> None:
+        def part(lo: int, hi: int) -> None:
+            _pass(
+                pass_no, lo, hi, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code,
+                d_props, event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props,
+                group_radix, bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after,
+                ex_before, per_cust, offsets, *out,
+            )  # fmt: skip
+
+        _in_threads(n_cust, part)
+
+    if count_mode != COUNT_CUSTOMERS:
+        run(0)
+        offsets[1:] = np.cumsum(per_cust)
+        out = _outputs(int(offsets[n_cust]), n_steps)
+    run(1)
+    level, times, bd, unit = out
+    if count_mode == COUNT_CUSTOMERS:
+        written = per_cust > 0
+        return np.flatnonzero(written), level[written], times[written], bd[written], unit[written]
+    return np.repeat(np.arange(n_cust), per_cust), level, times, bd, unit
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def merge_segments(b_off, b_ts, b_code, b_rowid, b_props, d_off, d_ts, d_code, d_rowid, d_props):
-    """Merge two segments sorted by (customer, time, row id) into one, per customer in parallel."""
+    """Merge two segments sorted by (customer, time, row id) into one, customer by customer."""
     n_cust = b_off.shape[0] - 1
     off = b_off + d_off
     total = off[n_cust]
@@ -237,7 +270,7 @@ def merge_segments(b_off, b_ts, b_code, b_rowid, b_props, d_off, d_ts, d_code, d
     code = np.empty(total, b_code.dtype)
     rowid = np.empty(total, np.int64)
     props = np.empty((b_props.shape[0], total), np.int32)
-    for c in prange(n_cust):
+    for c in range(n_cust):
         i, i_end = b_off[c], b_off[c + 1]
         j, j_end = d_off[c], d_off[c + 1]
         o = off[c]

@@ -51,15 +51,22 @@ def _excluded(t, mask, s, e, level, times, window, n_steps, ex_after, ex_before)
 
 
 @njit(cache=True, nogil=True)
-def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
+def workspace(n_steps):
+    """Scratch rows for the per-group routines, allocated once per thread, not per customer."""
+    return np.empty((n_steps + 4, n_steps), np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _chain_level(t, mask, s, e, n_steps, window, mode, times_out, ws):
     """windowFunnel's level for one group; fills times_out[:level] with the chain's step times.
     Returns (level, index of the chain's step-1 event)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
-    first = np.zeros(n_steps, np.int64)
-    last = np.zeros(n_steps, np.int64)
-    is_set = np.zeros(n_steps, np.bool_)
-    chain = np.zeros((n_steps, n_steps), np.int64)
-    start = np.full(n_steps, -1, np.int64)
+    chain = ws[:n_steps]
+    first = ws[n_steps]
+    last = ws[n_steps + 1]
+    is_set = ws[n_steps + 2]
+    start = ws[n_steps + 3]
+    is_set[:] = 0
     has_first = False
     result = -1
     i = s
@@ -85,17 +92,17 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
             if k == 0:
                 first[0] = ts
                 last[0] = ts
-                is_set[0] = True
+                is_set[0] = 1
                 chain[0, 0] = ts
                 start[0] = first_idx
                 has_first = True
-            elif mode == STRICT_ORDER and has_first and not is_set[k - 1]:
+            elif mode == STRICT_ORDER and has_first and is_set[k - 1] == 0:
                 lvl = 0
-                while lvl < n_steps and is_set[lvl]:
+                while lvl < n_steps and is_set[lvl] != 0:
                     lvl += 1
                 result = lvl
                 break
-            elif is_set[k - 1]:
+            elif is_set[k - 1] != 0:
                 f = first[k - 1]
                 ok = ts <= f + window
                 if mode == STRICT_INCREASE:
@@ -103,7 +110,7 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
                 if ok:
                     first[k] = f
                     last[k] = ts
-                    is_set[k] = True
+                    is_set[k] = 1
                     for q in range(k):
                         chain[k, q] = chain[k - 1, q]
                     chain[k, k] = ts
@@ -114,7 +121,7 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
         i = j
     if result < 0:
         result = 0
-        while result < n_steps and is_set[result]:
+        while result < n_steps and is_set[result] != 0:
             result += 1
     if result == 0:
         return 0, -1
@@ -124,11 +131,12 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out):
 
 
 @njit(cache=True, nogil=True)
-def _any_order_level(t, mask, s, e, n_steps, window, times_out):
+def _any_order_level(t, mask, s, e, n_steps, window, times_out, ws):
     """Largest k such that steps 1..k all occur within one window, in any order. times_out[q] is
     when steps 1..q+1 were all done in the best window (earliest such window on ties)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
-    counts = np.zeros(n_steps, np.int64)
+    counts = ws[n_steps]
+    counts[:] = 0
     best = 0
     best_anchor = -1
     r = s
@@ -160,7 +168,8 @@ def _any_order_level(t, mask, s, e, n_steps, window, times_out):
     if best == 0:
         return 0, -1
     anchor = t[best_anchor]
-    done = np.full(n_steps, -1, np.int64)
+    done = ws[n_steps + 1]
+    done[:] = -1
     start_idx = -1
     for q in range(best_anchor, e):
         if t[q] > anchor + window:
@@ -185,13 +194,14 @@ def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before):
     times = np.full((g_count, n_steps), -1, np.int64)
     first_idx = np.full(g_count, -1, np.int64)
     excluded = np.zeros(g_count, np.bool_)
+    ws = workspace(n_steps)
     for g in range(g_count):
         s = starts[g]
         e = starts[g + 1]
         if mode == ANY_ORDER:
-            lvl, fi = _any_order_level(t, mask, s, e, n_steps, window, times[g])
+            lvl, fi = _any_order_level(t, mask, s, e, n_steps, window, times[g], ws)
         else:
-            lvl, fi = _chain_level(t, mask, s, e, n_steps, window, mode, times[g])
+            lvl, fi = _chain_level(t, mask, s, e, n_steps, window, mode, times[g], ws)
         levels[g] = lvl
         first_idx[g] = fi
         if lvl > 0 and ex_after.shape[0] > 0:
@@ -202,7 +212,7 @@ def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before):
 
 
 @njit(cache=True, nogil=True)
-def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out):
+def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out, ws):
     """One funnel attempt anchored at the step-1 event p. Returns (level, end time)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)
     anchor = t[p]
@@ -213,7 +223,8 @@ def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out):
     while first_q > s and t[first_q - 1] == anchor:
         first_q -= 1
     if mode == ANY_ORDER:
-        seen = np.zeros(n_steps, np.int64) - 1
+        seen = ws[n_steps]
+        seen[:] = -1
         seen[0] = anchor
         q = first_q
         while q < e and t[q] <= anchor + window:
@@ -272,6 +283,7 @@ def funnel_attempts(t, mask, starts, n_steps, window, mode, ex_after, ex_before)
     excluded = np.zeros(n, np.bool_)
     group = np.zeros(n, np.int64)
     count = 0
+    ws = workspace(n_steps)
     for g in range(starts.shape[0] - 1):
         s = starts[g]
         e = starts[g + 1]
@@ -279,7 +291,7 @@ def funnel_attempts(t, mask, starts, n_steps, window, mode, ex_after, ex_before)
         for p in range(s, e):
             if not (mask[p] & np.uint64(1)) or t[p] <= free_after:
                 continue
-            lvl, end = _attempt(t, mask, s, p, e, n_steps, window, mode, times[count])
+            lvl, end = _attempt(t, mask, s, p, e, n_steps, window, mode, times[count], ws)
             levels[count] = lvl
             first_idx[count] = p
             group[count] = g

@@ -1,0 +1,294 @@
+"""Funnel benchmark: loudou against ClickHouse (chdb), DuckDB SQL and pandas on the same data.
+
+    python bench/funnel.py --events 10M            # table
+    python bench/funnel.py --events 1M --json      # machine-readable
+
+Generates N events (customers, ~20 event names, a 5-step funnel with realistic drop-off, many gaps
+longer than the window), writes them as Parquet, imports them into a fresh loudou store, then times
+each method warm, best of 3, each in its own process so peak memory is per method. All exact
+methods must give identical step counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STEPS = ["view_item", "add_to_cart", "begin_checkout", "add_payment", "purchase"]
+NOISE = [f"event_{i:02d}" for i in range(15)]
+WINDOW_S = 86_400
+BASE_S = 1_735_689_600  # 2025-01-01
+
+
+def parse_count(text: str) -> int:
+    text = text.strip().upper()
+    mult = {"K": 1_000, "M": 1_000_000, "B": 1_000_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if text[-1:] in "KMB" else text) * mult)
+
+
+def generate(n: int, seed: int = 1) -> pa.Table:
+    """Sessions that walk the funnel with drop-off, plus noise events; ~40 events per customer."""
+    rng = np.random.default_rng(seed)
+    customers = max(1, n // 40)
+    sessions = max(1, n // 12)
+    level = np.ones(sessions, np.int64)
+    alive = np.ones(sessions, bool)
+    for p in (0.45, 0.5, 0.55, 0.65):
+        alive &= rng.random(sessions) < p
+        level += alive
+    s_cust = rng.integers(0, customers, sessions)
+    s_start = BASE_S + rng.integers(0, 90 * 86_400, sessions)
+    rep = np.repeat(np.arange(sessions), level)
+    step = np.arange(rep.size) - np.repeat(np.cumsum(level) - level, level)
+    # gaps between steps: mostly minutes, sometimes longer than the window
+    gap = np.where(
+        rng.random(rep.size) < 0.08,
+        rng.integers(86_400, 5 * 86_400, rep.size),
+        rng.integers(0, 3_600, rep.size),
+    )
+    gap[step == 0] = 0
+    offs = np.cumsum(gap) - np.repeat(
+        np.cumsum(gap)[np.cumsum(level) - level] - gap[np.cumsum(level) - level], level
+    )
+    f_ts = s_start[rep] + offs
+    f_cust = s_cust[rep]
+    f_name = step
+    k = max(0, n - rep.size)
+    n_cust = rng.integers(0, customers, k)
+    n_ts = BASE_S + rng.integers(0, 90 * 86_400, k)
+    n_name = len(STEPS) + rng.integers(0, len(NOISE), k)
+    cust = np.concatenate([f_cust, n_cust])[:n]
+    ts = np.concatenate([f_ts, n_ts])[:n]
+    name = np.concatenate([f_name, n_name])[:n]
+    names = np.array(STEPS + NOISE)
+    region = rng.integers(0, 10, customers)
+    return pa.table(
+        {
+            "event_id": pa.array(np.char.add("e", np.arange(n).astype(str))),
+            "customer_id": pa.array(np.char.add("c", cust.astype(str))),
+            "event": pa.array(names[name]),
+            "ts": pa.array(ts * 1_000_000, pa.timestamp("us")),
+            "region": pa.array(np.char.add("r", region[cust].astype(str))),
+        }
+    )
+
+
+# ---- methods: each returns step counts; run in a fresh process ----------------------------------
+
+
+def m_loudou(work: Path, breakdown: bool) -> Callable[[], list[int]]:
+    import loudou
+
+    store = loudou.connect(work / "loudou.duckdb", read_only=True)
+    spec = loudou.Funnel(STEPS, window=WINDOW_S, breakdown="region" if breakdown else None).spec
+
+    def run() -> list[int]:
+        return [s.count for s in loudou.run_funnel(store, spec).steps]
+
+    return run
+
+
+def m_chdb(work: Path) -> Callable[[], list[int]]:
+    from chdb import session
+
+    sess = session.Session(str(work / "chdb"))
+    conds = ", ".join(f"event = {i}" for i in range(len(STEPS)))
+    codes = ", ".join(str(i) for i in range(len(STEPS)))
+    sql = (
+        f"SELECT level, count() FROM (SELECT customer_id, windowFunnel({WINDOW_S})(ts, {conds}) AS level "
+        f"FROM ev WHERE event IN ({codes}) GROUP BY customer_id) GROUP BY level"
+    )
+
+    def run() -> list[int]:
+        rows = sess.query(sql, "CSV").bytes().decode().split()
+        by_level = {int(a): int(b) for a, b in (r.split(",") for r in rows)}
+        return [sum(c for lv, c in by_level.items() if lv >= k) for k in range(1, len(STEPS) + 1)]
+
+    return run
+
+
+def m_duckdb_asof(work: Path) -> Callable[[], list[int]]:
+    import duckdb
+
+    con = duckdb.connect(str(work / "loudou.duckdb"), read_only=True)
+    # per step-1 event, the earliest next step at or after the previous one (optimal for a fixed
+    # start); the customer's level is the best over starts
+    parts = ["s0 AS (SELECT customer_id, ts AS t0, ts AS t FROM events WHERE event = $1)"]
+    for k in range(1, len(STEPS)):
+        parts.append(
+            f"e{k} AS (SELECT customer_id, ts FROM events WHERE event = ${k + 1}), "
+            f"s{k} AS (SELECT p.customer_id, p.t0, n.ts AS t FROM s{k - 1} p ASOF JOIN e{k} n "
+            f"ON p.customer_id = n.customer_id AND n.ts >= p.t WHERE n.ts <= p.t0 + INTERVAL {WINDOW_S} SECOND)"
+        )
+    levels = " UNION ALL ".join(
+        f"SELECT customer_id, {k + 1} AS lv FROM s{k}" for k in range(len(STEPS))
+    )
+    sql = f"WITH {', '.join(parts)} SELECT lv, count(*) FROM (SELECT customer_id, max(lv) AS lv FROM ({levels}) GROUP BY 1) GROUP BY 1"  # noqa: S608
+
+    def run() -> list[int]:
+        by_level = dict(con.execute(sql, STEPS).fetchall())
+        return [sum(c for lv, c in by_level.items() if lv >= k) for k in range(1, len(STEPS) + 1)]
+
+    return run
+
+
+def m_pandas(work: Path) -> Callable[[], list[int]]:
+    import pandas as pd
+
+    df = pq.read_table(work / "events.parquet", columns=["customer_id", "event", "ts"]).to_pandas()
+    df = df[df["event"].isin(STEPS)]
+    frames = [df[df["event"] == s][["customer_id", "ts"]].sort_values("ts") for s in STEPS]
+
+    def run() -> list[int]:
+        cur = frames[0].rename(columns={"ts": "t"}).assign(t0=lambda d: d["t"])
+        best = {0: cur["customer_id"].unique()}
+        for k in range(1, len(STEPS)):
+            nxt = frames[k].rename(columns={"ts": "t_next"})
+            cur = pd.merge_asof(
+                cur.sort_values("t"),
+                nxt,
+                left_on="t",
+                right_on="t_next",
+                by="customer_id",
+                direction="forward",
+            )
+            cur = cur[cur["t_next"] <= cur["t0"] + pd.Timedelta(seconds=WINDOW_S)]
+            cur = cur.drop(columns=["t"]).rename(columns={"t_next": "t"})
+            best[k] = cur["customer_id"].unique()
+        return [len(best[k]) for k in range(len(STEPS))]
+
+    return run
+
+
+METHODS: dict[str, Callable[[Path], Callable[[], list[int]]]] = {
+    "loudou": lambda w: m_loudou(w, False),
+    "loudou_breakdown10": lambda w: m_loudou(w, True),
+    "chdb_windowFunnel": m_chdb,
+    "duckdb_asof_sql": m_duckdb_asof,
+    "pandas_merge_asof": m_pandas,
+}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(name: str, work: str, repeats: int, queue: Any) -> None:
+    setup = METHODS[name](Path(work))
+    setup()  # warm-up (compiles, caches)
+    times, counts = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        counts = setup()
+        times.append(time.perf_counter() - t0)
+    rss_mb = _peak_rss_mb()
+    queue.put({"method": name, "seconds": min(times), "peak_rss_mb": rss_mb, "counts": counts})
+
+
+def measure(name: str, work: Path, repeats: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, str(work), repeats, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return dict(result)
+
+
+def prepare(n: int, work: Path, log: Callable[[str], None]) -> dict[str, float]:
+    """Generate, write Parquet, import into loudou and load chdb; returns load timings."""
+    import loudou
+    from loudou.ingest.files import import_file
+
+    table = generate(n)
+    pq.write_table(table, work / "events.parquet", row_group_size=1_000_000)
+    del table
+    timings = {}
+    t0 = time.perf_counter()
+    store = loudou.connect(work / "loudou.duckdb")
+    summary = import_file(store, work / "events.parquet", "events", progress=sys.stderr.isatty())
+    store.close()
+    timings["loudou_import_parquet_s"] = time.perf_counter() - t0
+    log(f"imported {summary.loaded:,} events in {timings['loudou_import_parquet_s']:.1f} s")
+
+    from chdb import session
+
+    t0 = time.perf_counter()
+    sess = session.Session(str(work / "chdb"))
+    sess.query(
+        "CREATE TABLE ev (customer_id UInt32, ts UInt32, event UInt8) ENGINE = MergeTree ORDER BY (customer_id, ts)"
+    )
+    codes = ", ".join(f"'{s}'" for s in STEPS + NOISE)
+    sess.query(
+        f"INSERT INTO ev SELECT toUInt32(substring(customer_id, 2)), toUInt32(toUnixTimestamp(ts)), "
+        f"toUInt8(indexOf([{codes}], event) - 1) FROM file('{work / 'events.parquet'}', Parquet)"
+    )
+    sess.close()
+    timings["chdb_load_s"] = time.perf_counter() - t0
+    log(f"chdb loaded in {timings['chdb_load_s']:.1f} s")
+    return timings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--events", default="1M", help="number of events: 200k, 10M, 100M")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    ap.add_argument("--workdir", default=None, help="keep data here (default: a temporary folder)")
+    ap.add_argument("--json", action="store_true", help="print the JSON result only")
+    args = ap.parse_args()
+    n = parse_count(args.events)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        loads = prepare(n, work, log)
+        results = []
+        for name in args.methods.split(","):
+            r = measure(name, work, args.repeats)
+            log(
+                f"{name:22s} {r['seconds']:8.3f} s  peak {r['peak_rss_mb']:7.0f} MB  counts {r['counts']}"
+            )
+            results.append(r)
+    exact = [r for r in results if r["method"] != "loudou_breakdown10"]
+    agree = len({tuple(r["counts"]) for r in exact}) == 1
+    by = {r["method"]: r["seconds"] for r in results}
+    doc = {
+        "events": n,
+        "results": [{k: r[k] for k in ("method", "seconds", "peak_rss_mb")} for r in results],
+        "ratio_loudou_chdb": by["loudou"] / by["chdb_windowFunnel"]
+        if {"loudou", "chdb_windowFunnel"} <= by.keys()
+        else None,
+        "counts_agree": agree,
+        "counts": exact[0]["counts"] if exact else None,
+        **loads,
+        "cpu_count": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        log(f"ratio loudou/chdb: {doc['ratio_loudou_chdb']:.2f}   counts agree: {agree}")
+    if not agree:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

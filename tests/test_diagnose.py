@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from loudou.errors import LoudouError
 from loudou.query.diagnose import diagnose
 from planted import Plant, build
 
@@ -94,3 +95,29 @@ def test_bad_week_for_everyone_is_reported_once_overall():
     assert [(f.segment, f.period) for f in periods] == [
         (None, {"start": "2025-01-27", "end": "2025-02-02"})
     ]
+
+
+def test_limit_and_segment_filter():
+    plant = Plant(customers=1500, weak_device="mobile", seed=12)
+    store, spec = build(plant)
+    assert len(diagnose(store, spec, ["device"], limit=1).findings) == 1
+    from loudou.model.segment import Segment
+    from loudou.query.segments import save_segment
+
+    save_segment(
+        store, Segment.parse({"name": "m", "rules": [{"trait": "device", "value": "mobile"}]})
+    )
+    inside = diagnose(store, spec, ["device"], segment="m")
+    # within the mobile segment there is no rest to compare mobile with
+    assert all(f.kind in ("stage", "period", "loop") for f in inside.findings)
+    stage = inside.findings[0]
+    mobile = [c for c, d in plant.device.items() if d == "mobile"]
+    k = next(
+        i for i, s in enumerate(["view", "cart", "checkout", "purchase"], 1) if s == stage.from_step
+    )
+    entered = sum(plant.levels[c] >= k for c in mobile)
+    assert stage.lost_customers == entered - sum(plant.levels[c] >= k + 1 for c in mobile)
+    with pytest.raises(LoudouError):
+        diagnose(store, spec, period="year")
+    with pytest.raises(LoudouError):
+        diagnose(store, spec, alpha=2)

@@ -281,7 +281,7 @@ def _messages(f: Finding, spec: FunnelSpec) -> None:
     zh = {s.label("en"): s.label("zh") for s in spec.steps}
     rate, base = percent(f.conversion), percent(f.baseline)
     lost = f"{f.lost_customers:,.0f}"
-    q = "" if f.q_value is None else f"{f.q_value:.2g}"
+    q = "" if f.q_value is None else f"{f.q_value:.2g}" if f.q_value > 0 else "< 1e-300"
     a, b, za, zb = f.from_step, f.to_step, zh[f.from_step], zh[f.to_step]
     seg = "" if f.segment is None else f"{f.segment['property']} = {f.segment['value']}"
     if f.kind == "stage":

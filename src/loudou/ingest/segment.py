@@ -263,13 +263,13 @@ def event_time(msg: _Message, received: datetime) -> datetime:
     return t.replace(tzinfo=None)
 
 
-_CONTEXT_FIELDS = {
-    "ip": "ip",
-    "userAgent": "user_agent",
-    "locale": "locale",
-    "timezone": "timezone",
-}
-_PAGE_FIELDS = ("path", "url", "referrer", "title", "search")
+_CONTEXT_KEYS = (
+    ("ip", "context_ip"),
+    ("userAgent", "context_user_agent"),
+    ("locale", "context_locale"),
+    ("timezone", "context_timezone"),
+)
+_PAGE_KEYS = tuple((k, "context_page_" + k) for k in ("path", "url", "referrer", "title", "search"))
 _CAMPAIGN_FIELDS = ("source", "medium", "name", "term", "content")
 _UTM = {k: "utm_campaign" if k == "name" else f"utm_{k}" for k in _CAMPAIGN_FIELDS}
 
@@ -328,59 +328,72 @@ class Rows:
         self.links.extend(other.links)
 
 
+def _properties(msg: _Message, ctx: Object, client_ip: str | None) -> tuple[Object, dict[str, str]]:
+    """The event's properties (with ``context_*`` fields) and its UTM campaign fields."""
+    if isinstance(msg, Identify | Group):
+        props = dict(msg.traits or {})
+        if isinstance(msg, Group):
+            props["group_id"] = str(msg.groupId)
+    else:
+        props = dict(getattr(msg, "properties", None) or {})
+        if isinstance(msg, Page | Screen):
+            if msg.name is not None:
+                props.setdefault("name", msg.name)
+            if msg.category is not None:
+                props.setdefault("category", msg.category)
+    for src, dst in _CONTEXT_KEYS:
+        value = ctx.get(src)
+        if value is not None:
+            props[dst] = value
+    if client_ip and "context_ip" not in props:
+        props["context_ip"] = client_ip
+    page = ctx.get("page")
+    if isinstance(page, dict):
+        for src, dst in _PAGE_KEYS:
+            value = page.get(src)
+            if value is not None:
+                props[dst] = value
+    utm = _campaign(ctx, props)
+    for key, value in utm.items():
+        props["context_campaign_" + key] = value
+    return props, utm
+
+
 def to_rows(
     messages: list[tuple[int, _Message]], received: datetime, client_ip: str | None
 ) -> Rows:
     """Store rows for validated messages; ``received`` is aware UTC."""
     rows = Rows()
     ev = rows.events
+    ids, customers, names, times = ev["event_id"], ev["customer_id"], ev["event"], ev["ts"]
+    sessions, channels, campaigns = ev["session_id"], ev["channel"], ev["campaign"]
+    revenues, properties = ev["revenue"], ev["properties"]
+    links: dict[tuple[str, str], None] = {}  # each pair once, in order
     for _, msg in messages:
         user = None if msg.userId is None else str(msg.userId)
         anon = None if msg.anonymousId is None else str(msg.anonymousId)
         if isinstance(msg, Alias):
             assert user is not None  # checked
-            rows.links.append((str(msg.previousId), user))
+            links[(str(msg.previousId), user)] = None
             continue
         customer = user or anon
         assert customer is not None  # checked
         if user and anon and user != anon:
-            rows.links.append((anon, user))
-        props: Object
+            links[(anon, user)] = None
+        if isinstance(msg, Identify):
+            rows.customers["customer_id"].append(customer)
+            rows.customers["traits"].append(orjson.dumps(msg.traits or {}).decode())
         ctx = msg.context or {}
-        if isinstance(msg, Identify | Group):
-            props = dict(msg.traits or {})
-            if isinstance(msg, Group):
-                props["group_id"] = str(msg.groupId)
-            else:
-                rows.customers["customer_id"].append(customer)
-                rows.customers["traits"].append(orjson.dumps(msg.traits or {}).decode())
-        else:
-            props = dict(getattr(msg, "properties", None) or {})
-            if isinstance(msg, Page | Screen):
-                for key in ("name", "category"):
-                    if getattr(msg, key) is not None:
-                        props.setdefault(key, getattr(msg, key))
-        for src, dst in _CONTEXT_FIELDS.items():
-            if ctx.get(src) is not None:
-                props[f"context_{dst}"] = ctx[src]
-        if "context_ip" not in props and client_ip:
-            props["context_ip"] = client_ip
-        page = ctx.get("page")
-        if isinstance(page, dict):
-            for key in _PAGE_FIELDS:
-                if page.get(key) is not None:
-                    props[f"context_page_{key}"] = page[key]
-        utm = _campaign(ctx, props)
-        for key, value in utm.items():
-            props[f"context_campaign_{key}"] = value
+        props, utm = _properties(msg, ctx, client_ip)
         session = ctx.get("sessionId") or props.get("session_id") or props.get("sessionId")
-        ev["event_id"].append(msg.messageId or str(uuid.uuid4()))
-        ev["customer_id"].append(customer)
-        ev["event"].append(_event_name(msg))
-        ev["ts"].append(event_time(msg, received))
-        ev["session_id"].append(None if session is None else str(session))
-        ev["channel"].append(utm.get("source"))
-        ev["campaign"].append(utm.get("name"))
-        ev["revenue"].append(_number(props.get("revenue")))
-        ev["properties"].append(orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode())
+        ids.append(msg.messageId or str(uuid.uuid4()))
+        customers.append(customer)
+        names.append(_event_name(msg))
+        times.append(event_time(msg, received))
+        sessions.append(None if session is None else str(session))
+        channels.append(utm.get("source"))
+        campaigns.append(utm.get("name"))
+        revenues.append(_number(props.get("revenue")))
+        properties.append(orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode())
+    rows.links = list(links)
     return rows

@@ -196,3 +196,30 @@ def test_segment_as_filter_and_breakdown_equals_funnel_on_segment_alone(store):
     assert [b.value for b in split.breakdown] == ["west", "young"]
     young = make_store({c: JOURNEYS[c] for c in ("d1", "v1")})
     assert [s.count for s in split.breakdown[1].steps] == counts(young, spec)
+
+
+def test_compare_by_age_bands_and_cohort(store):
+    from loudou.query.compare import compare
+
+    spec = spec_of(["order_completed"] * 2, window="200d")  # any customer with an order enters
+    result = compare(store, spec, ["age:18,25,40", "cohort", "cohort:signup_date"], min_customers=1)
+    groups = {(s.property, s.value): s.customers for s in result.segments}
+    # buyers: d1 (22), d2 (35), d3 (45), d4 ('unknown'), d5 (no age), v1 (24)
+    assert {k: v for k, v in groups.items() if k[0] == "age"} == {
+        ("age", "18-24"): 2,
+        ("age", "25-39"): 1,
+        ("age", "40+"): 1,
+        ("age", "(none)"): 2,
+    }
+    # first seen: d1 2025-01, d2 2025-03 (day 80), d3 2025-03 (day 60), d4 2025-02, d5 2025-03, v1 2025-04
+    assert {k[1]: v for k, v in groups.items() if k[0] == "cohort"} == {
+        "2025-01": 1,
+        "2025-02": 1,
+        "2025-03": 3,
+        "2025-04": 1,
+    }
+    assert {k[1]: v for k, v in groups.items() if k[0] == "cohort:signup_date"} == {
+        "2025-01": 1,
+        "2025-02": 1,
+        "(none)": 4,
+    }

@@ -6,7 +6,9 @@ rows by segment membership afterwards equals running the funnel on the segment a
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -174,12 +176,70 @@ def segment_funnel(
     )
 
 
+_BANDS_RE = re.compile(r"^(?P<name>[^:]+):(?P<edges>-?\d+(?:\.\d+)?(?:,-?\d+(?:\.\d+)?)*)$")
+
+
+def band_labels(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, list[str]]:
+    """Numeric values to band labels ('<18', '18-24', ..., '55+'; '(none)' if not a number)
+    with integer edges read as whole years or counts; and the labels in order."""
+    whole = all(float(e).is_integer() for e in edges)
+
+    def text(x: float) -> str:
+        return str(int(x)) if whole else f"{x:g}"
+
+    names = [f"<{text(edges[0])}"]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        names.append(f"{text(lo)}-{text(hi - 1) if whole else text(hi)}")
+    names.append(f"{text(edges[-1])}+")
+    nums = np.array([_float(v) for v in values], dtype=float)
+    idx = np.searchsorted(np.asarray(edges, dtype=float), nums, side="right")
+    labels = np.where(
+        np.isnan(nums), NONE_VALUE, np.array(names, dtype=object)[np.minimum(idx, len(names) - 1)]
+    )
+    return labels.astype(object), [*names, NONE_VALUE]
+
+
+def _float(value: object) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        return float("nan")
+
+
+def _ordered_groups(prop: str, labels: np.ndarray, order: Sequence[str]) -> list[Group]:
+    return [Group(prop, v, labels == v) for v in order if (labels == v).any()]
+
+
+def cohort_groups(store: Store, rows: FunnelRows, by: str) -> list[Group]:
+    """``cohort`` (month first seen) or ``cohort:TRAIT`` (month of a date trait)."""
+    trait = by.partition(":")[2] or None
+    table = store.read_customers([trait] if trait else [])
+    raw = table.column(trait if trait else "first_seen").to_pylist()
+    month = {
+        c: NONE_VALUE if v is None else str(v)[:7]
+        for c, v in zip(table.column("customer_id").to_pylist(), raw, strict=True)
+    }
+    labels = np.array([month.get(c, NONE_VALUE) for c in rows.customer_id], dtype=object)
+    order = sorted(set(labels.tolist()) - {NONE_VALUE}) + [NONE_VALUE]
+    return _ordered_groups(by, labels, order)
+
+
 def groups_for(
     store: Store, spec: FunnelSpec, by: str, segment: str | None = None, limit: int = 10
 ) -> tuple[FunnelRows, list[Group]]:
-    """Funnel rows (filtered to ``segment``) and the groups of ``by``."""
-    if is_segment_by(by):
+    """Funnel rows (filtered to ``segment``) and the groups of ``by``: a property or trait at
+    step 1, ``NAME:18,25,35`` (numeric bands of it), ``cohort[:TRAIT]``, or saved segments."""
+    if is_segment_by(by) or by == "cohort" or by.startswith("cohort:"):
         rows = filter_segment(store, funnel_rows(store, spec), segment)
-        return rows, segment_groups(store, rows, by)
+        if is_segment_by(by):
+            return rows, segment_groups(store, rows, by)
+        return rows, cohort_groups(store, rows, by)
+    bands = _BANDS_RE.match(by)
+    if bands:
+        edges = sorted({float(e) for e in bands.group("edges").split(",")})
+        rows = filter_segment(store, funnel_rows(store, spec, bands.group("name")), segment)
+        assert rows.breakdown is not None
+        labels, order = band_labels(rows.breakdown, edges)
+        return rows, _ordered_groups(bands.group("name"), labels, order)
     rows = filter_segment(store, funnel_rows(store, spec, by), segment)
     return rows, property_groups(rows, by, limit)

@@ -26,8 +26,8 @@ MinOpt = Annotated[
     int, typer.Option("--min-customers", help="Smaller cells say 'too few customers'.", min=1)
 ]
 ByHelp = (
-    "Property or trait (value at step 1), 'segments' (all saved), 'segment:a,b' or 'rfm'; "
-    "repeatable."
+    "Property or trait (value at step 1), NAME:18,25,35 (numeric bands), cohort[:TRAIT], "
+    "'segments' (all saved), 'segment:a,b' or 'rfm'; repeatable."
 )
 
 

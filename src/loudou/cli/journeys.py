@@ -51,7 +51,7 @@ def trends(
         return
     rows = result.rows()
     if as_csv:
-        _write_csv(rows, None)
+        write_csv(rows, None)
         return
     for s in result.transitions:
         tab = Table(title=f"{s.from_step} → {s.to_step}", title_justify="left")
@@ -120,14 +120,15 @@ def customers(
         table = step_outcomes(store, spec_from_file(spec_file, store), step, outcome, segment)
     finally:
         store.close()
-    _write_csv(table.to_pylist(), output, fields=table.column_names)
+    write_csv(table.to_pylist(), output, fields=table.column_names)
     if output:
         err.print(f"{table.num_rows:,} customers written to {output}")
 
 
-def _write_csv(
+def write_csv(
     rows: list[dict[str, Any]], output: Path | None, fields: list[str] | None = None
 ) -> None:
+    """Rows as CSV to ``output`` or standard output (times as ISO text, nulls empty)."""
     handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         names = fields or (list(rows[0]) if rows else [])

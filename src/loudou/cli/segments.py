@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +10,7 @@ import typer
 from rich.table import Table
 
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.journeys import write_csv
 from loudou.model.segment import Rule, Segment, SegmentError, load_segments_file
 
 segments_app = typer.Typer(
@@ -175,15 +174,7 @@ def export(
         store.close()
     keep = np.isin(np.asarray(table.column("customer_id").to_pylist(), dtype=object), ids)
     rows = table.filter(keep).to_pylist()
-    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_id", "first_seen", "last_seen"])
-        for r in rows:
-            writer.writerow([r["customer_id"], r["first_seen"] or "", r["last_seen"] or ""])
-    finally:
-        if output:
-            handle.close()
+    write_csv(rows, output, ["customer_id", "first_seen", "last_seen"])
     if output:
         err.print(f"{len(rows):,} customers written to {output}")
 

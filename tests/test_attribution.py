@@ -267,31 +267,32 @@ def order(t, revenue):
     return ("order_completed", t, {"revenue": revenue})
 
 
+SHOP = {
+    # search ad click and its landing page in one session count once; then an e-mail
+    "ann": [
+        ("ad_click", 0, {"channel": "search", "campaign": "brand", "session_id": "s1"}),
+        touch(10, "search", "brand", "s1"),
+        touch(D, "email", "news"),
+        order(2 * D, 100),
+        touch(3 * D, "social"),  # after her only order: a non-converting journey
+    ],
+    # the social touch is 40 days before the order: outside a 30-day lookback
+    "bob": [touch(0, "social"), touch(40 * D, "search", "generic"), order(41 * D, 50)],
+    # two orders: the second one's path starts after the first order
+    "cat": [
+        touch(0, "email"),
+        order(H, 10),
+        touch(2 * H, "social"),
+        order(3 * H, 30),
+    ],
+    "dan": [order(5 * D, 70)],  # no touch: unattributed
+    "eve": [touch(0, "search")],  # never converts
+}
+
+
 @pytest.fixture
 def shop():
-    return make_store(
-        {
-            # search ad click and its landing page in one session count once; then an e-mail
-            "ann": [
-                ("ad_click", 0, {"channel": "search", "campaign": "brand", "session_id": "s1"}),
-                touch(10, "search", "brand", "s1"),
-                touch(D, "email", "news"),
-                order(2 * D, 100),
-                touch(3 * D, "social"),  # after her only order: a non-converting journey
-            ],
-            # the social touch is 40 days before the order: outside a 30-day lookback
-            "bob": [touch(0, "social"), touch(40 * D, "search", "generic"), order(41 * D, 50)],
-            # two orders: the second one's path starts after the first order
-            "cat": [
-                touch(0, "email"),
-                order(H, 10),
-                touch(2 * H, "social"),
-                order(3 * H, 30),
-            ],
-            "dan": [order(5 * D, 70)],  # no touch: unattributed
-            "eve": [touch(0, "search")],  # never converts
-        }
-    )
+    return make_store(SHOP)
 
 
 def test_store_paths_and_models(shop):
@@ -442,3 +443,23 @@ def test_store_paths_equal_reference(data):
                 assert got[ch] == pytest.approx((conv, revenue)), (model, ch)
             assert res.conversions == len(ref)
             assert res.unattributed_conversions == sum(1 for p, _ in ref if not p)
+
+
+def test_store_attribution_within_segments():
+    store = make_store(
+        SHOP, traits={"ann": {"tier": "x"}, "bob": {"tier": "x"}, "cat": {"tier": "y"}}
+    )
+    res = run_attribution(store, model="first_touch", segment="tier")
+    segs = {s["segment"]: s for s in res.segments}
+    assert {r.channel: r.conversions for r in segs["x"]["channels"]} == {"search": 2, "email": 0}
+    assert {r.channel: r.conversions for r in segs["y"]["channels"]} == {"email": 1, "social": 1}
+    assert segs["(none)"]["unattributed_conversions"] == 1  # dan has no trait and no touch
+    doc = res.to_dict()
+    assert doc["segment_by"] == "tier"
+    assert [s["segment"] for s in doc["segments"]] == ["(none)", "x", "y"]
+    assert doc["segments"][1]["channels"][0] == {
+        "channel": "search",
+        "conversions": 2,
+        "revenue": 150,
+        "share": 1,
+    }

@@ -72,6 +72,10 @@ def attribution(
     by: Annotated[
         str, typer.Option("--by", help="Credit 'channel' or 'campaign' (channel/campaign).")
     ] = "channel",
+    segment: Annotated[
+        str | None,
+        typer.Option("--segment", help="Also attribute within each value of this customer trait."),
+    ] = None,
     date_from: FromOpt = None,
     date_to: ToOpt = None,
     as_json: JsonOpt = False,
@@ -87,7 +91,7 @@ def attribution(
     rng = date_range(date_from, date_to)
     store = open_store(db, read_only=True)
     try:
-        res = run_attribution(store, conversion, model, lookback, half_life, rng, by)
+        res = run_attribution(store, conversion, model, lookback, half_life, rng, by, segment)
     finally:
         store.close()
     if as_json:
@@ -106,6 +110,14 @@ def attribution(
         cells = [r.channel, *([r.campaign or ""] if by == "campaign" else [])]
         tab.add_row(*cells, _num(r.conversions), _num(r.revenue), _pct(r.share))
     out.print(tab)
+    for seg in res.segments:
+        out.print(
+            f"{res.segment_by} = {seg['segment']}: "
+            + ", ".join(
+                f"{r.channel}{'/' + r.campaign if r.campaign else ''} {_pct(r.share)}"
+                for r in seg["channels"]
+            )
+        )
 
 
 # ---- CAC -----------------------------------------------------------------------------------------

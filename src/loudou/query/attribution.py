@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loudou.errors import LoudouError
 from loudou.model.spec import parse_duration
 from loudou.query.kpi_common import (
     DEFAULT_EVENTS,
@@ -465,6 +466,8 @@ class AttributionResult:
     unattributed_revenue: float
     channels: list[AttributionRow]
     markov: dict[str, Any] | None = None
+    segment_by: str | None = None
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -480,6 +483,10 @@ class AttributionResult:
             "unattributed_revenue": self.unattributed_revenue,
             "channels": [r.to_dict() for r in self.channels],
             **({"markov": self.markov} if self.markov is not None else {}),
+            "segment_by": self.segment_by,
+            "segments": [
+                {**seg, "channels": [r.to_dict() for r in seg["channels"]]} for seg in self.segments
+            ],
         }
 
     def to_pandas(self) -> pd.DataFrame:
@@ -525,31 +532,15 @@ def rows_from_credit(
     return rows
 
 
-def run_attribution(
-    store: Store,
-    conversion: str = DEFAULT_EVENTS.purchase,
-    model: str = "linear",
-    lookback: str | int = DEFAULT_LOOKBACK,
-    half_life: str | int = DEFAULT_HALF_LIFE,
-    rng: DateRange = DateRange(),
-    by: str = "channel",
-) -> AttributionResult:
-    """Attribute the ``conversion`` events in ``rng`` to the channels (or campaigns) that led there.
-
-    Channels seen in the paths but credited nothing are listed with zero.
-    """
-    if model not in MODELS:
-        raise KpiError(f"unknown model {model!r}; use one of {', '.join(MODELS)}", "--model")
-    try:
-        lookback_s = parse_duration(lookback)
-        half_life_s = parse_duration(half_life)
-    except KpiError:
-        raise
-    except Exception as e:  # SpecError names 'window'; say which option it was
-        raise KpiError(str(getattr(e, "message", e)), "--lookback") from None
-    until = rng.until
-    touches = read_touches(store, until=until)
-    conversions = read_conversions(store, conversion, until)
+def _attribute(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    model: str,
+    lookback_s: int,
+    half_life_s: int,
+    rng: DateRange,
+    by: str,
+) -> dict[str, Any]:
     journeys = build_journeys(
         touches,
         conversions,
@@ -569,7 +560,66 @@ def run_attribution(
         by,
         journeys.channel_of,
     )
-    n_conv = int(paths.conversions.sum()) + journeys.unattributed
+    return {
+        "conversions": int(paths.conversions.sum()) + journeys.unattributed,
+        "revenue": float(paths.values.sum()) + journeys.unattributed_revenue,
+        "unattributed_conversions": journeys.unattributed,
+        "unattributed_revenue": journeys.unattributed_revenue,
+        "channels": rows,
+        "markov": detail,
+    }
+
+
+def run_attribution(
+    store: Store,
+    conversion: str = DEFAULT_EVENTS.purchase,
+    model: str = "linear",
+    lookback: str | int = DEFAULT_LOOKBACK,
+    half_life: str | int = DEFAULT_HALF_LIFE,
+    rng: DateRange = DateRange(),
+    by: str = "channel",
+    segment: str | None = None,
+) -> AttributionResult:
+    """Attribute the ``conversion`` events in ``rng`` to the channels (or campaigns) that led there.
+
+    Channels seen in the paths but credited nothing are listed with zero. With ``segment`` (a
+    customer trait), the same attribution is also run within each value of the trait.
+    """
+    if model not in MODELS:
+        raise KpiError(f"unknown model {model!r}; use one of {', '.join(MODELS)}", "--model")
+    try:
+        lookback_s = parse_duration(lookback)
+        half_life_s = parse_duration(half_life)
+    except KpiError:
+        raise
+    except Exception as e:  # SpecError names 'window'; say which option it was
+        raise KpiError(str(getattr(e, "message", e)), "--lookback") from None
+    until = rng.until
+    touches = read_touches(store, until=until)
+    conversions = read_conversions(store, conversion, until)
+    overall = _attribute(touches, conversions, model, lookback_s, half_life_s, rng, by)
+    segments = []
+    if segment is not None:
+        from loudou.query.kpi_common import read_traits
+
+        try:
+            traits = read_traits(store, segment.removeprefix("customer."))
+        except LoudouError as e:
+            raise KpiError(e.message, "--segment") from None
+        t_seg = touches["customer_id"].map(traits).fillna(NONE_LABEL) if len(touches) else None
+        c_seg = conversions["customer_id"].map(traits).fillna(NONE_LABEL)
+        for value in sorted(set(c_seg)):
+            part = _attribute(
+                touches[t_seg == value] if t_seg is not None else touches,
+                conversions[c_seg == value],
+                model,
+                lookback_s,
+                half_life_s,
+                rng,
+                by,
+            )
+            if part["conversions"]:
+                segments.append({"segment": value, **part})
     return AttributionResult(
         model=model,
         conversion=conversion,
@@ -577,10 +627,12 @@ def run_attribution(
         half_life_seconds=half_life_s if model == "time_decay" else None,
         by=by,
         range=rng,
-        conversions=n_conv,
-        revenue=float(paths.values.sum()) + journeys.unattributed_revenue,
-        unattributed_conversions=journeys.unattributed,
-        unattributed_revenue=journeys.unattributed_revenue,
-        channels=rows,
-        markov=detail,
+        conversions=overall["conversions"],
+        revenue=overall["revenue"],
+        unattributed_conversions=overall["unattributed_conversions"],
+        unattributed_revenue=overall["unattributed_revenue"],
+        channels=overall["channels"],
+        markov=overall["markov"],
+        segment_by=segment,
+        segments=segments,
     )

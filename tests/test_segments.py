@@ -10,6 +10,7 @@ import pytest
 from loudou.model.segment import Segment, SegmentError, load_segments_file, rfm_group
 from loudou.query.rows import segment_funnel
 from loudou.query.segments import (
+    delete_segment,
     list_segments,
     load_segment,
     members,
@@ -161,6 +162,12 @@ def test_save_list_load_and_yaml(store, tmp_path):
     assert load_segment(store, "young").label("zh") == "年轻"
     with pytest.raises(SegmentError, match="no segment named 'nope'"):
         load_segment(store, "nope")
+    delete_segment(store, "buyers")
+    assert [s.name for s in list_segments(store)] == ["young"]
+    with pytest.raises(SegmentError):
+        load_segment(store, "buyers")
+    save_segment(store, segs[1])
+    assert [s.name for s in list_segments(store)] == ["young", "buyers"]
 
 
 @pytest.mark.parametrize(

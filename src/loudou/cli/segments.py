@@ -179,6 +179,19 @@ def export(
         err.print(f"{len(rows):,} customers written to {output}")
 
 
+@segments_app.command("delete")
+def delete(name: Annotated[str, typer.Argument(help="Segment name.")], db: DbOpt = None) -> None:
+    """Delete a saved segment."""
+    from loudou.query.segments import delete_segment
+
+    store = open_store(db)
+    try:
+        delete_segment(store, name)
+    finally:
+        store.close()
+    err.print(f"deleted: {name}")
+
+
 @segments_app.command("funnel")
 def funnel(
     spec_file: Annotated[Path, typer.Argument(help="Funnel spec YAML file.")],

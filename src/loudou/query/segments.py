@@ -42,6 +42,14 @@ def save_segment(store: Store, segment: Segment) -> None:
         store.set_meta(INDEX_KEY, json.dumps([*names, segment.name], ensure_ascii=False))
 
 
+def delete_segment(store: Store, name: str) -> None:
+    """Forget a saved segment (the meta store has no delete: the entry is blanked)."""
+    load_segment(store, name)
+    store.set_meta(f"segment:{name}", "")
+    names = [n for n in _index(store) if n != name]
+    store.set_meta(INDEX_KEY, json.dumps(names, ensure_ascii=False))
+
+
 def load_segment(store: Store, name: str) -> Segment:
     raw = store.get_meta(f"segment:{name}")
     if not raw:

@@ -38,6 +38,7 @@ class Plant:
     seed: int = 0
     levels: dict[str, int] = field(default_factory=dict)
     device: dict[str, str] = field(default_factory=dict)
+    journeys: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 def build(plant: Plant, path: str | None = None) -> tuple[Any, Any]:
@@ -74,6 +75,7 @@ def build(plant: Plant, path: str | None = None) -> tuple[Any, Any]:
         traits[cid] = {"device": device}
         plant.levels[cid] = level
         plant.device[cid] = device
+    plant.journeys = journeys
     spec = spec_of(STEPS, window="7d")
     if path is None:
         return make_store(journeys, traits), spec

@@ -199,3 +199,23 @@ def test_correlation_finds_the_helpful_event():
     assert result.raises()[0].name in ("event:webinar", "topic=pricing") and web.q_value < 0.001
     noise = next(f for f in result.features if f.name == "event:noise")
     assert noise.ci95[0] < 1 < noise.ci95[1]
+
+
+def test_matrix_and_paths_against_brute_force_on_random_journeys():
+    from collections import Counter
+
+    from planted import STEPS, Plant, build
+
+    plant = Plant(customers=300, loop_stage=3, back_p=0.2, seed=21)
+    store, spec = build(plant)
+    moves = np.zeros((4, 4), int)
+    paths: Counter[tuple[str, ...]] = Counter()
+    for events in plant.journeys.values():
+        names = [e for e, _ in events]  # already in time order
+        for a, b in zip(names[:-1], names[1:], strict=True):
+            moves[STEPS.index(a), STEPS.index(b)] += 1
+        collapsed = [e for i, e in enumerate(names) if i == 0 or e != names[i - 1]]
+        paths[tuple(collapsed[:4]) + (("(end)",) if len(collapsed) <= 3 else ())] += 1
+    assert transition_matrix(store, spec).moves.tolist() == moves.tolist()
+    result = top_paths(store, after="view", depth=3, limit=1000)
+    assert dict(result.paths) == dict(paths)

@@ -65,7 +65,7 @@ def spec_of(steps: list[Any], **options: Any) -> FunnelSpec:
 def levels_by_customer(store: Any, spec: FunnelSpec, engine: str = "auto") -> dict[str, int]:
     """Customer -> level from the engine (customers absent from the result have level 0)."""
     units = funnel_units(store, spec, engine)
-    ids = units.customer_ids.to_pylist()
+    ids = units.ids().to_pylist()
     return {ids[c]: int(lv) for c, lv in zip(units.customer, units.levels, strict=True) if lv > 0}
 
 

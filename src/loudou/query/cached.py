@@ -199,22 +199,22 @@ def _run(
         bd[keep],
         unit[keep],
     )
-    ids = pa.array(cache.customers, pa.string())
     if spec.count == "sessions":
         sessions = np.array(["", *cache.prop_values[group_rows[0]]], dtype=object)
         unit_key = pa.array(sessions[unit], pa.string())
     else:
-        unit_key = pa.array(np.full(level.shape[0], "", dtype=object), pa.string())
-    breakdown = None
+        unit_key = pa.repeat(pa.scalar("", pa.string()), level.shape[0])
+    breakdown = labels = None
     if spec.breakdown is not None:
-        breakdown = np.full(level.shape[0], None, dtype=object)
-        if bd_row >= 0:
-            values = np.array([None, *cache.prop_values[bd_row]], dtype=object)
-            breakdown = values[bd]
+        # one code space: 0..P-1 property values, P..P+T-1 trait values (-1 none)
+        prop_labels = cache.prop_values[bd_row] if bd_row >= 0 else []
+        breakdown = np.where(bd > 0, bd - 1, -1).astype(np.int64)
+        labels = list(prop_labels)
         if bd_trait_name is not None:
             t_values, t_codes = cache.traits[bd_trait_name]
-            trait_of = np.array([None, *t_values], dtype=object)[t_codes[customer]]
-            missing = np.array([v is None for v in breakdown], dtype=bool)
-            breakdown[missing] = trait_of[missing]
-        breakdown[level == 0] = None
-    return units_cls(level, times, customer, ids, unit_key, breakdown)
+            trait_code = t_codes[customer].astype(np.int64) - 1
+            use_trait = (breakdown < 0) & (trait_code >= 0)
+            breakdown[use_trait] = len(prop_labels) + trait_code[use_trait]
+            labels += t_values
+        breakdown[level == 0] = -1
+    return units_cls(level, times, customer, cache.customers, unit_key, breakdown, labels)

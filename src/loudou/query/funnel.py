@@ -31,9 +31,20 @@ class Units:
     levels: np.ndarray  # int64, 0..n_steps
     times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached
     customer: np.ndarray  # int64 index into ``customer_ids``
-    customer_ids: pa.Array | pa.ChunkedArray  # customer id by index
+    customer_ids: pa.Array | pa.ChunkedArray | list[str]  # customer id by index
     unit_key: pa.Array | pa.ChunkedArray  # session id per unit ('' unless count=sessions)
-    breakdown: np.ndarray | None = None  # object: breakdown value at the chain's step 1, or None
+    breakdown: np.ndarray | None = None  # int64 code of the value at the chain's step 1; -1 none
+    breakdown_labels: list[str] | None = None  # value of each code (several codes may share one)
+
+    def ids(self) -> pa.Array | pa.ChunkedArray:
+        """Customer ids by index as Arrow (built on demand: the cache keeps a plain list)."""
+        ids = self.customer_ids
+        return pa.array(ids, pa.string()) if isinstance(ids, list) else ids
+
+    def breakdown_values(self) -> list[str | None]:
+        assert self.breakdown is not None and self.breakdown_labels is not None
+        labels = self.breakdown_labels
+        return [None if c < 0 else labels[c] for c in self.breakdown.tolist()]
 
     @classmethod
     def from_levels(cls, levels: np.ndarray, times: np.ndarray) -> Units:
@@ -51,6 +62,7 @@ class Units:
             self.customer_ids,
             self.unit_key.filter(pa.array(keep)),
             None if self.breakdown is None else self.breakdown[keep],
+            self.breakdown_labels,
         )
 
 
@@ -110,16 +122,19 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
         first_idx[keep],
         start_row[keep],
     )
-    breakdown = None
+    breakdown = labels = None
     if spec.breakdown is not None:
-        breakdown = np.full(levels.shape[0], None, dtype=object)
+        breakdown = np.full(levels.shape[0], -1, np.int64)
         entered = first_idx >= 0
+        labels = []
         if entered.any():
-            picked = table.column("breakdown").take(pa.array(first_idx[entered]))
-            breakdown[entered] = picked.to_pylist()
+            picked = table.column("breakdown").take(pa.array(first_idx[entered])).combine_chunks()
+            enc = pc.dictionary_encode(picked)
+            labels = enc.dictionary.to_pylist()
+            breakdown[entered] = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     rows = pa.array(start_row, pa.int64())
     unit_key = table.column("unit_key").take(rows) if table.num_rows else pa.array([], pa.string())
-    return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown)
+    return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown, labels)
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -159,17 +174,26 @@ def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
 
 def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
     """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'."""
-    assert units.breakdown is not None
+    assert units.breakdown is not None and units.breakdown_labels is not None
+    labels = [*units.breakdown_labels, NONE_VALUE]  # code -1 (no value) reads as the last label
+    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)
     entered = units.levels > 0
-    values = np.array([NONE_VALUE if v is None else str(v) for v in units.breakdown], dtype=object)
-    sizes = Counter(values[entered])
+    per_code = np.bincount(codes[entered], minlength=len(labels))
+    sizes: Counter[str] = Counter()
+    for label, n in zip(labels, per_code.tolist(), strict=True):
+        if n:
+            sizes[str(label)] += n
     order = sorted(sizes, key=lambda v: (-sizes[v], v))
-    top, rest = order[: spec.breakdown_limit], order[spec.breakdown_limit :]
-    result = []
-    for label, members in [(v, [v]) for v in top] + ([(OTHER, rest)] if rest else []):
-        sel = np.isin(values, members) & entered
-        result.append(BreakdownResult(value=label, steps=summarize(units.select(sel), spec.steps)))
-    return result
+    top = order[: spec.breakdown_limit]
+    bucket_of = {v: i for i, v in enumerate(top)}
+    bucket = np.array([bucket_of.get(str(v), len(top)) for v in labels], np.int64)[codes]
+    names = top + ([OTHER] if len(order) > len(top) else [])
+    return [
+        BreakdownResult(
+            value=name, steps=summarize(units.select((bucket == i) & entered), spec.steps)
+        )
+        for i, name in enumerate(names)
+    ]
 
 
 def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelResult:
@@ -214,7 +238,7 @@ def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:
     units = funnel_units(store, spec)
     entered = units.levels > 0
     picked = units.select(entered)
-    ids = units.customer_ids
+    ids = units.ids()
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "customer_id": ids.take(pa.array(picked.customer, pa.int64()))
         if len(picked.customer)
@@ -226,7 +250,7 @@ def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:
         times = picked.times[:, k]
         cols[f"step_{k + 1}"] = pa.array(times, pa.int64(), mask=times < 0).cast(pa.timestamp("us"))
     if spec.breakdown and picked.breakdown is not None:
-        cols["breakdown"] = pa.array(list(picked.breakdown), pa.string())
+        cols["breakdown"] = pa.array(picked.breakdown_values(), pa.string())
     return pa.table(cols)
 
 

@@ -84,8 +84,19 @@ class Connection:
         return int(status_line.split()[1])
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc), or 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(
-    url: str, key: str, clients: int, seconds: float, events: int, single: bool
+    url: str, key: str, clients: int, seconds: float, events: int, single: bool, pid: int | None
 ) -> dict[str, float]:
     parts = urlsplit(url)
     auth = base64.b64encode(f"{key}:".encode()).decode()
@@ -108,9 +119,11 @@ async def drive(
             if status != 200:
                 failures += 1
 
-    start = time.perf_counter()
+    start, server_cpu, own_cpu = time.perf_counter(), cpu_seconds(pid), time.process_time()
     await asyncio.gather(*(client(c) for c in range(clients)))
     elapsed = time.perf_counter() - start
+    server_cpu = cpu_seconds(pid) - server_cpu
+    own_cpu = time.process_time() - own_cpu
     ok = len(latencies) - failures
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
@@ -121,6 +134,12 @@ async def drive(
         "events_per_s": round(ok * (1 if single else events) / elapsed, 1),
         "p50_ms": round(q[49] * 1000, 1),
         "p99_ms": round(q[98] * 1000, 1),
+        # CPU used, in cores: the server shares this machine with the client (and anything else)
+        "server_cores": round(server_cpu / elapsed, 2),
+        "client_cores": round(own_cpu / elapsed, 2),
+        "events_per_server_cpu_s": round(ok * (1 if single else events) / server_cpu, 1)
+        if server_cpu
+        else 0.0,
     }
 
 
@@ -159,22 +178,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--url", help="A running server (default: start one on a temp database).")
     ap.add_argument("--key", help="Its write key (required with --url).")
-    ap.add_argument("--clients", type=int, default=32, help="Concurrent batch clients.")
+    ap.add_argument("--clients", type=int, default=16, help="Concurrent batch clients.")
     ap.add_argument("--single-clients", type=int, default=32, help="Concurrent single clients.")
     ap.add_argument("--seconds", type=float, default=10.0, help="Duration of each phase.")
     ap.add_argument("--batch", type=int, default=100, help="Events per batch request.")
+    ap.add_argument("--pid", type=int, help="The server's pid, to report its CPU use.")
     ap.add_argument("--json", action="store_true", help="Print JSON.")
     args = ap.parse_args()
     proc = tmp = None
+    pid = args.pid
     if args.url is None:
         proc, url, key, tmp = own_server()
+        pid = proc.pid
     else:
         if not args.key:
             raise SystemExit("--key is required with --url")
         url, key = args.url.rstrip("/"), args.key
     try:
-        batch = asyncio.run(drive(url, key, args.clients, args.seconds, args.batch, False))
-        single = asyncio.run(drive(url, key, args.single_clients, args.seconds, 1, True))
+        batch = asyncio.run(drive(url, key, args.clients, args.seconds, args.batch, False, pid))
+        single = asyncio.run(drive(url, key, args.single_clients, args.seconds, 1, True, pid))
     finally:
         if proc is not None:
             proc.terminate()
@@ -187,12 +209,15 @@ def main() -> None:
         return
     print(
         f"batches of {args.batch}, {args.clients} clients: {batch['events_per_s']:,.0f} events/s, "
-        f"p50 {batch['p50_ms']} ms, p99 {batch['p99_ms']} ms ({batch['failed']} failed)"
+        f"p50 {batch['p50_ms']} ms, p99 {batch['p99_ms']} ms ({batch['failed']} failed); "
+        f"server {batch['server_cores']} cores, client {batch['client_cores']} cores"
     )
     print(
         f"single events, {args.single_clients} clients: {single['requests_per_s']:,.0f} requests/s, "
-        f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms ({single['failed']} failed)"
+        f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms ({single['failed']} failed); "
+        f"server {single['server_cores']} cores, client {single['client_cores']} cores"
     )
+    print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     err.print(f"loudou serving {path} at {url}  (docs: {url}/docs)")
+    import sys
+
+    # The writer thread returns from DuckDB (which releases the GIL) several times per commit;
+    # a short switch interval stops it waiting up to 5 ms for the event loop each time.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(path, url),
         host=host,

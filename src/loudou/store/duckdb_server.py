@@ -32,6 +32,7 @@ _RESOLVED_TRAITS = (
     "(SELECT coalesce(i.customer_id, t.customer_id) AS customer_id, t.traits "
     "FROM _traits t LEFT JOIN identities i ON i.alias_id = t.customer_id)"
 )
+_KNOWN_LIMIT = 1_000_000  # linked aliases remembered by the writer before starting over
 _LINK_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
 
 
@@ -67,6 +68,7 @@ class ServerAbilities:
     _merge_traits: Callable[[str], int]
     _cache: Any  # DuckDBStore's in-process event cache
     _writes: int
+    _linked_aliases_: set[str] | None = None
     relinked: int = 0  # aliases this connection linked (their rows were rewritten, not appended)
 
     # -- keys -----------------------------------------------------------------------------------
@@ -91,6 +93,13 @@ class ServerAbilities:
         ).fetchall()
         return bool(rows)
 
+    @property
+    def _linked_aliases(self) -> set[str]:
+        """Aliases this connection knows to be linked (a cache: the table is the truth)."""
+        if self._linked_aliases_ is None:
+            self._linked_aliases_ = set()
+        return self._linked_aliases_
+
     # -- live ingestion ---------------------------------------------------------------------------
     def collect(
         self, events: pa.Table, customers: pa.Table, links: Sequence[tuple[str, str]]
@@ -112,6 +121,11 @@ class ServerAbilities:
     def _link(self, links: Sequence[tuple[str, str]]) -> None:
         """Add new aliases and move what the store holds under them to their customers."""
         con = self.con
+        # An alias, once linked, stays linked (first link wins): skip those known to be linked.
+        known = self._linked_aliases
+        links = [pair for pair in links if pair[0] not in known]
+        if not links:
+            return
         ids = sorted({x for pair in links for x in pair})
         existing = dict(
             con.execute(
@@ -120,6 +134,10 @@ class ServerAbilities:
             ).fetchall()
         )
         new = resolve_links(links, existing)
+        if len(known) > _KNOWN_LIMIT:
+            known.clear()
+        known.update(existing)
+        known.update(new)
         if not new:
             return
         self.relinked += len(new)

@@ -1,0 +1,71 @@
+"""Identity linking in the store (no server): first link wins, chains resolve, cycles are dropped,
+re-keying moves events and traits, later events under an alias resolve at write time."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+import loudou
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
+from loudou.store.duckdb_server import resolve_links
+
+
+def test_resolve_links_rules() -> None:
+    assert resolve_links([("a", "u")], {}) == {"a": "u"}
+    assert resolve_links([("a", "u"), ("a", "v")], {}) == {"a": "u"}  # first link wins
+    assert resolve_links([("a", "u")], {"a": "w"}) == {}  # already linked
+    assert resolve_links([("a", "b")], {"b": "c"}) == {"a": "c"}  # targets resolve
+    assert resolve_links([("a", "b"), ("b", "c")], {}) == {"a": "c", "b": "c"}  # chain in a batch
+    assert resolve_links([("a", "b"), ("b", "a")], {}) == {"a": "b"}  # no cycles
+    assert resolve_links([("a", "a")], {}) == {}
+
+
+def _events(rows: list[tuple[str, str, str, int]]) -> pa.Table:
+    cols: dict[str, list[object]] = {k: [None] * len(rows) for k in EVENT_SCHEMA.names}
+    for i, (eid, cid, name, sec) in enumerate(rows):
+        cols["event_id"][i], cols["customer_id"][i], cols["event"][i] = eid, cid, name
+        cols["ts"][i] = datetime(2025, 1, 1) + timedelta(seconds=sec)
+        cols["properties"][i] = "{}"
+    return pa.table(cols, schema=EVENT_SCHEMA)
+
+
+def _traits(rows: list[tuple[str, dict[str, object]]]) -> pa.Table:
+    return pa.table(
+        {"customer_id": [r[0] for r in rows], "traits": [json.dumps(r[1]) for r in rows]},
+        schema=CUSTOMER_SCHEMA,
+    )
+
+
+def test_collect_links_and_rekeys() -> None:
+    store = loudou.connect(":memory:")
+    store.collect(
+        _events([("1", "anon", "view", 0), ("1", "anon", "view", 0)]),
+        _traits([("anon", {"city": "Paris", "plan": "free"})]),
+        [],
+    )  # type: ignore[attr-defined]
+    store.collect(
+        _events([("2", "u", "signup", 5)]), _traits([("u", {"plan": "pro"})]), [("anon", "u")]
+    )  # type: ignore[attr-defined]
+    store.collect(_events([("3", "anon", "buy", 9)]), _traits([]), [("anon", "someone-else")])  # type: ignore[attr-defined]
+    rows = store.read_events(columns=["event_id", "customer_id"]).to_pylist()
+    assert rows == [
+        {"event_id": "1", "customer_id": "u"},
+        {"event_id": "2", "customer_id": "u"},
+        {"event_id": "3", "customer_id": "u"},
+    ]
+    customers = store.read_customers(["city", "plan"]).to_pylist()
+    assert [(c["customer_id"], c["city"], c["plan"]) for c in customers] == [("u", "Paris", "pro")]
+    assert customers[0]["first_seen"] == datetime(2025, 1, 1)
+    assert (
+        loudou.run_funnel(store, loudou.FunnelSpec.parse({"steps": ["view", "signup", "buy"]}))
+        .steps[2]
+        .count
+        == 1
+    )
+    # alias of a customer to another: the map stays flat
+    store.collect(_events([]), _traits([]), [("u", "v")])  # type: ignore[attr-defined]
+    assert store.get_customer("v")["aliases"] == ["anon", "u"]  # type: ignore[attr-defined]
+    assert store.resolve_id("anon") == "v"  # type: ignore[attr-defined]

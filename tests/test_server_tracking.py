@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,7 +331,12 @@ def test_server_survives_garbage(server: Server) -> None:
 
 
 def test_docs_and_openapi(server: Server) -> None:
-    assert httpx.get(server.url + "/docs").status_code == 200
+    docs = httpx.get(server.url + "/docs")
+    assert docs.status_code == 200
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets  # no CDN
+    for asset in assets:
+        assert httpx.get(server.url + asset).status_code == 200
     paths = httpx.get(server.url + "/openapi.json").json()["paths"]
     for p in ("/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/alias", "/v1/batch"):
         assert "post" in paths[p]

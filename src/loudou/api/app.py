@@ -82,7 +82,10 @@ def create_app(db: str, url: str | None = None) -> FastAPI:
                 state.readers.get()[0].close()
             store.close()
 
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline
+
+    # The docs page's assets come from the installed package, not a CDN (everything works offline).
+    app = FastAPIOffline(
         title="loudou",
         version=_version(),
         description="Segment-compatible event collection and funnel queries (漏斗).",

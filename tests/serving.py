@@ -69,13 +69,13 @@ class Server:
                 self.kill()
 
 
-def start(db: Path, keys: dict[str, str] | None = None) -> Server:
+def start(db: Path, keys: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Server:
     """Serve ``db`` (creating keys if none are given) and wait until it answers."""
     keys = keys if keys is not None else make_keys(db)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loudou", "serve", "--db", str(db), "--port", str(port)],
+        [sys.executable, "-m", "loudou", "serve", "--db", str(db), "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

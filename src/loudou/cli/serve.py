@@ -46,7 +46,7 @@ def serve(
         create_app(path, url),
         host=host,
         port=port,
-        log_level="warning",
+        log_level="info" if access_log else "warning",
         access_log=access_log,
         server_header=False,
     )

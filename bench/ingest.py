@@ -84,6 +84,14 @@ class Connection:
         return int(status_line.split()[1])
 
 
+def server_commits(url: str) -> int:
+    """Transactions the server has committed so far (group commit: fewer than requests)."""
+    from urllib.request import urlopen
+
+    with urlopen(url + "/v1/health") as r:
+        return int(json.load(r)["commits"])
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time of a process (Linux /proc), or 0 when unknown."""
     if pid is None:
@@ -119,10 +127,12 @@ async def drive(
             if status != 200:
                 failures += 1
 
+    commits = server_commits(url)
     start, server_cpu, own_cpu = time.perf_counter(), cpu_seconds(pid), time.process_time()
     await asyncio.gather(*(client(c) for c in range(clients)))
     elapsed = time.perf_counter() - start
     server_cpu = cpu_seconds(pid) - server_cpu
+    commits = server_commits(url) - commits
     own_cpu = time.process_time() - own_cpu
     ok = len(latencies) - failures
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
@@ -134,6 +144,8 @@ async def drive(
         "events_per_s": round(ok * (1 if single else events) / elapsed, 1),
         "p50_ms": round(q[49] * 1000, 1),
         "p99_ms": round(q[98] * 1000, 1),
+        "commits_per_s": round(commits / elapsed, 1),
+        "events_per_commit": round(ok * (1 if single else events) / commits, 1) if commits else 0.0,
         # CPU used, in cores: the server shares this machine with the client (and anything else)
         "server_cores": round(server_cpu / elapsed, 2),
         "client_cores": round(own_cpu / elapsed, 2),
@@ -210,12 +222,14 @@ def main() -> None:
     print(
         f"batches of {args.batch}, {args.clients} clients: {batch['events_per_s']:,.0f} events/s, "
         f"p50 {batch['p50_ms']} ms, p99 {batch['p99_ms']} ms ({batch['failed']} failed); "
-        f"server {batch['server_cores']} cores, client {batch['client_cores']} cores"
+        f"server {batch['server_cores']} cores, client {batch['client_cores']} cores; "
+        f"{batch['commits_per_s']} commits/s"
     )
     print(
         f"single events, {args.single_clients} clients: {single['requests_per_s']:,.0f} requests/s, "
         f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms ({single['failed']} failed); "
-        f"server {single['server_cores']} cores, client {single['client_cores']} cores"
+        f"server {single['server_cores']} cores, client {single['client_cores']} cores; "
+        f"{single['commits_per_s']} commits/s"
     )
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

@@ -68,6 +68,7 @@ class EventCache:
     base: Segment
     delta: Segment
     watermark: int  # next events.rowid not yet in the cache
+    rows: int = 0  # events in the cache (the table's row count when last brought up to date)
     prop_names: list[str] = field(default_factory=list)
     prop_values: list[list[str]] = field(default_factory=list)
     traits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)

@@ -345,10 +345,17 @@ class DuckDBStore(ServerAbilities):
             props=np.zeros((0, len(rowid)), np.int32),
         )
         cache.watermark = int(rowid.max()) + 1 if len(rowid) else 0
+        cache.rows = len(rowid)
         return cache
 
     def _refresh_cache(self, cache: EventCache) -> None:
-        """Bring appended events (row ids from the watermark on) into the cache's delta."""
+        """Bring appended events (row ids from the watermark on) into the cache's delta.
+
+        Events are never deleted, so an unchanged row count (cheap: table metadata) means
+        there is nothing new to read."""
+        rows = self._count("events")
+        if rows == cache.rows:
+            return
         b = SqlBuilder()
         exprs = [f"CAST({b.event_field(p)} AS VARCHAR)" for p in cache.prop_names]
         extra = "".join(f", {e} AS p{i}" for i, e in enumerate(exprs))
@@ -357,6 +364,7 @@ class DuckDBStore(ServerAbilities):
             f"SELECT customer_id, epoch_us(ts) AS t, event, rowid AS r{extra} FROM events e WHERE rowid >= {wm}",  # noqa: S608
             params=b.params,
         ).to_arrow_table()
+        cache.rows = rows
         if table.num_rows == 0:
             return
         cust = cache.customer_codes(table.column("customer_id").to_pylist())

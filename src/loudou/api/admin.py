@@ -11,6 +11,7 @@ from starlette.responses import Response
 from loudou.api.auth import require
 from loudou.api.errors import ApiError, json_response
 from loudou.api.keys import as_key_store, key_info, new_key
+from loudou.store.base import ApiKey
 
 router = APIRouter(tags=["admin"])
 _admin = require("admin", what="manage keys")
@@ -55,11 +56,12 @@ async def create_key(body: NewKey, request: Request, _: Any = Depends(_admin)) -
 @router.delete("/v1/keys/{key_id}", summary="Revoke a key", dependencies=[Depends(_admin)])
 async def revoke_key(key_id: str, request: Request) -> Response:
     state = request.app.state.loudou
-    store_keys = await state.writer.run(
-        lambda store: (
-            as_key_store(store).list_keys() if as_key_store(store).revoke_key(key_id) else None
-        )
-    )
+
+    def revoke(store: object) -> list[ApiKey] | None:
+        keys = as_key_store(store)
+        return keys.list_keys() if keys.revoke_key(key_id) else None
+
+    store_keys = await state.writer.run(revoke)
     if store_keys is None:
         raise ApiError("not_found", f"no key with id {key_id!r}", "key_id")
     state.ring.replace([*store_keys, state.local_key])

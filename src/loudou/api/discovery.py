@@ -63,8 +63,7 @@ def live_server(db_path: str | os.PathLike[str]) -> ServerInfo | None:
 
     try:
         r = httpx.get(info.url + "/v1/health", timeout=2.0)
-    except httpx.HTTPError:
+        serves = r.status_code == 200 and r.json().get("db") == str(Path(db_path).resolve())
+    except (httpx.HTTPError, ValueError, AttributeError):  # nothing there, or something else
         return None
-    if r.status_code != 200 or r.json().get("db") != str(Path(db_path).resolve()):
-        return None
-    return info
+    return info if serves else None

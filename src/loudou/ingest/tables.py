@@ -302,11 +302,16 @@ class Built:
 
 
 def _event_ids(given: pa.Array, parts: list[pa.Array]) -> pa.Array:
-    """The file's id where it has one, else a hash of the row's canonical values."""
-    texts = [p.cast(pa.string()).fill_null("") for p in parts]
+    """The file's id where it has one, else a hash of the row's canonical values (hashed only
+    for the rows that need it: hashing is the slow part of an import)."""
+    missing = given.is_null()
+    if not pc.any(missing).as_py():
+        return given
+    rows = pa.array(np.flatnonzero(missing.to_numpy(zero_copy_only=False)), pa.int64())
+    texts = [p.take(rows).cast(pa.string()).fill_null("") for p in parts]
     keys = pc.binary_join_element_wise(*texts, "\x1f").cast(pa.binary())
     hashed = [hashlib.blake2b(k, digest_size=16).hexdigest() for k in keys.to_pylist()]
-    return pc.if_else(given.is_valid(), given, pa.array(hashed, pa.string()))
+    return pc.replace_with_mask(given.cast(pa.string()), missing, pa.array(hashed, pa.string()))
 
 
 def build_events(batch: RawBatch, res: Resolution, tz: TimeZone) -> Built:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import loudou
 
@@ -366,3 +368,43 @@ def test_server_file_and_direct_open_after_stop(tmp_path: Path) -> None:
     assert info_token not in log
     assert not (tmp_path / "s.duckdb.server.json").exists()
     assert loudou.connect(tmp_path / "s.duckdb").counts()["events"] == 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_FIELDS = [
+    "userId",
+    "anonymousId",
+    "event",
+    "properties",
+    "traits",
+    "timestamp",
+    "messageId",
+    "context",
+    "type",
+    "previousId",
+    "groupId",
+    "name",
+]
+_MESSAGE = st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=8)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        _JSON, _MESSAGE, st.fixed_dictionaries({"batch": st.lists(_MESSAGE, max_size=5)})
+    )
+)
+def test_any_json_gets_a_json_answer_never_a_5xx(server: Server, body: object) -> None:
+    with server.client() as http:
+        for path in ("/v1/track", "/v1/batch", "/v1/identify"):
+            r = http.post(path, content=json.dumps(body).encode())
+            assert r.status_code in (200, 400, 413), r.text
+            assert "success" in r.json() or r.json()["error"]["code"]

@@ -73,8 +73,10 @@ async def ingest(request: Request, kind: str) -> Response:
     else:
         accepted = validate_one(data, kind, received)
     rejected = accepted.problems
-    if not accepted.messages:
+    if not accepted.messages and rejected:
         return problem_response(rejected[0], rejected if kind == "batch" else None)
+    if not accepted.messages:  # an empty batch: nothing wrong, nothing to store
+        return json_response({"success": True, "accepted": 0, "rejected": []})
     client = request.client.host if request.client else None
     try:
         await state.writer.write(to_rows(accepted.messages, received, client))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.i18n import percent, t
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ def compare(
     from loudou.query.compare import compare as run_compare
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = spec_from_file(spec_file, store)
         with working("comparing…"):
             result = run_compare(
@@ -78,8 +77,6 @@ def compare(
                 min_customers=min_customers,
                 limit=limit,
             )
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -134,8 +131,7 @@ def diagnose(
     from loudou.query.diagnose import diagnose as run_diagnose
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = spec_from_file(spec_file, store)
         with working("diagnosing…"):
             result = run_diagnose(
@@ -148,8 +144,6 @@ def diagnose(
                 limit=limit,
                 min_customers=min_customers,
             )
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return

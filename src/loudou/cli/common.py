@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -44,3 +46,13 @@ def resolve_lang(lang: str | None) -> str:
 def open_store(db: Path | None, read_only: bool = False) -> Store:
     """Open --db (or $LOUDOU_DB, or ./loudou.duckdb); readers open read-only."""
     return connect(db if db is not None else default_path(), read_only=read_only)
+
+
+@contextmanager
+def opened(db: Path | None, read_only: bool = False) -> Iterator[Store]:
+    """``open_store`` for a ``with`` block: the store is closed however the block ends."""
+    store = open_store(db, read_only=read_only)
+    try:
+        yield store
+    finally:
+        store.close()

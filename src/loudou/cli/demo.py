@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.cli.funnel import print_funnel
 from loudou.errors import LoudouError
 from loudou.i18n import t
@@ -43,8 +43,7 @@ def demo(
     show = err.is_terminal
     with err.status("generating…", spinner="dots") if show else nullcontext():
         data = demo_mod.generate(seed=seed, customers=customers, months=months)
-    store = open_store(db)
-    try:
+    with opened(db) as store:
         demo_mod.load(store, data, progress=show)
         n = store.counts()
         err.print(
@@ -61,8 +60,6 @@ def demo(
         traits = list(dict.fromkeys(e.trait for e in demo_mod.PLANTED_EFFECTS))
         diagnoses = [diagnose(store, spec, traits, limit=5) for spec in specs]
         kpis = kpi_summary(store)
-    finally:
-        store.close()
     for result, diagnosis in zip(results, diagnoses, strict=True):
         print_funnel(result, language)
         out.print(t("top_findings", language))
@@ -76,11 +73,8 @@ def demo(
 
 def info(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     """Show what the database holds."""
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         counts = store.counts()
-    finally:
-        store.close()
     if as_json:
         print(json.dumps({"db": str(db or default_path()), **counts}))
     else:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.errors import SpecError
 from loudou.i18n import duration, percent, t
 from loudou.model.results import FunnelResult
@@ -182,12 +182,9 @@ def funnel(
         "date_to": date_to,
         "name": name,
     }
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = build_spec(spec_file, step or [], template, options, store)
         result = run_funnel(store, spec)
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     elif as_csv:
@@ -210,11 +207,8 @@ def report(
     from loudou.report import write_report
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         results = [run_funnel(store, load_spec_file(str(p), store)) for p in spec_file]
-    finally:
-        store.close()
     path = write_report(results, output, lang=language)
     err.print(t("report_written", language, path=path))
 

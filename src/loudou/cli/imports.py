@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, resolve_lang
 from loudou.errors import LoudouError
 from loudou.i18n import t
 
@@ -30,7 +30,7 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _import(
-    kind: Literal["events", "customers", "spend"],
+    kind: Kind,
     file: Path,
     fmt: str | None,
     maps: list[str] | None,
@@ -43,8 +43,7 @@ def _import(
     from loudou.ingest.files import import_file
 
     language = resolve_lang(lang)
-    store = open_store(db)
-    try:
+    with opened(db) as store:
         summary = import_file(
             store,
             file,
@@ -55,8 +54,6 @@ def _import(
             rejects_path=rejects,
             progress=not as_json and err.is_terminal,
         )
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
@@ -83,52 +80,36 @@ RejectsOpt = Annotated[
 ]
 
 
-@import_app.command("events")
-def import_events(
-    file: FileArg,
-    fmt: FormatOpt = None,
-    maps: MapOpt = None,
-    tz: TzOpt = "UTC",
-    rejects: RejectsOpt = None,
-    as_json: JsonOpt = False,
-    db: DbOpt = None,
-    lang: LangOpt = None,
-) -> None:
-    """Import events: customer_id, event, ts required; other columns become properties.
-
-    Re-importing the same file adds nothing (event_id, or a stable hash of the row).
-    """
-    _import("events", file, fmt, maps, tz, rejects, as_json, db, lang)
+Kind = Literal["events", "customers", "spend"]
+HELP: dict[Kind, str] = {
+    "events": "Import events: customer_id, event, ts required; other columns become properties.\n\n"
+    "Re-importing the same file adds nothing (event_id, or a stable hash of the row).",
+    "customers": "Import customers: customer_id required; other columns become traits (latest value wins).",
+    "spend": "Import ad spend: day, channel, amount required; campaign and currency optional.",
+}
 
 
-@import_app.command("customers")
-def import_customers(
-    file: FileArg,
-    fmt: FormatOpt = None,
-    maps: MapOpt = None,
-    tz: TzOpt = "UTC",
-    rejects: RejectsOpt = None,
-    as_json: JsonOpt = False,
-    db: DbOpt = None,
-    lang: LangOpt = None,
-) -> None:
-    """Import customers: customer_id required; other columns become traits (latest value wins)."""
-    _import("customers", file, fmt, maps, tz, rejects, as_json, db, lang)
+def _command(kind: Kind) -> None:
+    """One ``loudou import KIND`` command; the three kinds share every option."""
+
+    def command(
+        file: FileArg,
+        fmt: FormatOpt = None,
+        maps: MapOpt = None,
+        tz: TzOpt = "UTC",
+        rejects: RejectsOpt = None,
+        as_json: JsonOpt = False,
+        db: DbOpt = None,
+        lang: LangOpt = None,
+    ) -> None:
+        _import(kind, file, fmt, maps, tz, rejects, as_json, db, lang)
+
+    command.__doc__ = HELP[kind]
+    import_app.command(kind)(command)
 
 
-@import_app.command("spend")
-def import_spend(
-    file: FileArg,
-    fmt: FormatOpt = None,
-    maps: MapOpt = None,
-    tz: TzOpt = "UTC",
-    rejects: RejectsOpt = None,
-    as_json: JsonOpt = False,
-    db: DbOpt = None,
-    lang: LangOpt = None,
-) -> None:
-    """Import ad spend: day, channel, amount required; campaign and currency optional."""
-    _import("spend", file, fmt, maps, tz, rejects, as_json, db, lang)
+for _kind in HELP:
+    _command(_kind)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from loudou.cli.analyze import SegmentOpt, SpecArg, spec_from_file
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.i18n import duration, percent
 
 PeriodOpt = Annotated[str, typer.Option(help="day, week or month of step-1 time.")]
@@ -41,11 +41,8 @@ def trends(
     """
     from loudou.query.trends import trends as run
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         result = run(store, spec_from_file(spec_file, store), period, segment)
-    finally:
-        store.close()
     if as_json:
         _dump(result.to_dict())
         return
@@ -79,12 +76,9 @@ def time_to_convert(
     """Distribution of the time between two steps: percentiles and histogram data."""
     from loudou.query.timing import time_to_convert as run
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = spec_from_file(spec_file, store)
         result = run(store, spec, from_step, to_step, bins=bins, segment=segment)
-    finally:
-        store.close()
     if as_json:
         _dump(result.to_dict())
         return
@@ -115,11 +109,8 @@ def customers(
     """Export the customers who converted or dropped after a step as CSV, for follow-up."""
     from loudou.query.outcomes import step_outcomes
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         table = step_outcomes(store, spec_from_file(spec_file, store), step, outcome, segment)
-    finally:
-        store.close()
     write_csv(table.to_pylist(), output, fields=table.column_names)
     if output:
         err.print(f"{table.num_rows:,} customers written to {output}")
@@ -148,11 +139,8 @@ def transitions(
     from loudou.query.transitions import transition_matrix
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         result = transition_matrix(store, spec_from_file(spec_file, store))
-    finally:
-        store.close()
     if as_json:
         _dump(result.to_dict())
         return
@@ -188,14 +176,11 @@ def paths(
     """Top paths after an event, before one, or between two, with Sankey-ready nodes and links."""
     from loudou.query.paths import top_paths
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         result = top_paths(
             store, after, before, depth=depth, limit=limit, exclude=exclude or (),
             collapse=not keep_repeats,
         )  # fmt: skip
-    finally:
-        store.close()
     if as_json:
         _dump(result.to_dict())
         return
@@ -224,15 +209,12 @@ def correlate(
     to the next: odds ratios with 95% intervals and q-values (step events skipped)."""
     from loudou.query.correlation import correlate as run
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = spec_from_file(spec_file, store)
         result = run(
             store, spec, step, properties=prop or (), top=top, min_customers=min_customers,
             segment=segment,
         )  # fmt: skip
-    finally:
-        store.close()
     if as_json:
         _dump(result.to_dict())
         return

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, opened, out, resolve_lang
 
 kpi_app = typer.Typer(
     help="Customer value and marketing KPIs: attribution, CAC, CLV, retention, churn, NPS, sales cycle.",
@@ -89,11 +89,8 @@ def attribution(
     from loudou.query.kpi_common import date_range
 
     rng = date_range(date_from, date_to)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_attribution(store, conversion, model, lookback, half_life, rng, by, segment)
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -156,8 +153,7 @@ def cac_command(
     from loudou.query.kpi_common import KpiEvents, date_range
 
     rng = date_range(date_from, date_to)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_cac(
             store,
             model,
@@ -169,8 +165,6 @@ def cac_command(
             horizon_months=horizon,
             events=KpiEvents(purchase=purchase),
         )
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -238,13 +232,10 @@ def clv_command(
 
     if page < 1 or page_size < 1:
         raise LoudouError("page and page size must be at least 1", "--page")
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_clv(
             store, time_unit, observation_end, horizon, discount, by, KpiEvents(purchase=purchase)
         )
-    finally:
-        store.close()
     if output is not None:
         res.to_csv(str(output))
     if as_json:
@@ -309,13 +300,10 @@ def retention_command(
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_retention
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_retention(
             store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
         )
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -344,11 +332,8 @@ def repeat_command(
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_repeat
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_repeat(store, date_range(date_from, date_to), by, KpiEvents(purchase=purchase))
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -382,13 +367,10 @@ def churn_command(
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_churn
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         rows = run_churn(
             store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
         )
-    finally:
-        store.close()
     if as_json:
         _print_json({"period": period, "basis": basis, "periods": rows})
         return
@@ -439,8 +421,7 @@ def churn_risk_command(
     from loudou.query.kpi_common import KpiEvents
     from loudou.query.retention import run_churn_risk
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_churn_risk(
             store,
             observation_end,
@@ -450,8 +431,6 @@ def churn_risk_command(
             by=by,
             events=KpiEvents(purchase=purchase),
         )
-    finally:
-        store.close()
     if output is not None:
         res.to_csv(output)
     if as_csv:
@@ -503,11 +482,8 @@ def nps_command(
     from loudou.query.nps import run_nps
 
     events = KpiEvents(nps=event, nps_score=score, referral=referral)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_nps(store, date_range(date_from, date_to), by, period, events)
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -575,11 +551,8 @@ def sales_cycle_command(
         lead_stage=lead,
         won_stage=won,
     )
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         res = run_sales_cycle(store, date_range(date_from, date_to), by, events)
-    finally:
-        store.close()
     if as_json:
         _print_json(res.to_dict())
         return
@@ -620,11 +593,8 @@ def summary_command(
     from loudou.query.kpi_common import date_range
     from loudou.query.kpi_summary import kpi_summary
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         doc = kpi_summary(store, date_range(date_from, date_to))
-    finally:
-        store.close()
     if as_json:
         _print_json(doc)
         return

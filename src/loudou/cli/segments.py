@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.cli.journeys import write_csv
 from loudou.model.segment import Rule, Segment, SegmentError, load_segments_file
 
@@ -85,23 +85,17 @@ def create(
         segs = [Segment.parse({k: v for k, v in data.items() if v is not None})]
     from loudou.query.segments import save_segment
 
-    store = open_store(db)
-    try:
+    with opened(db) as store:
         for s in segs:
             save_segment(store, s)
-    finally:
-        store.close()
     err.print("saved: " + ", ".join(s.name for s in segs))
 
 
 def _sizes(segs: list[Segment], db: Path | None) -> list[int]:
     from loudou.query.segments import members
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         return [len(members(store, s)) for s in segs]
-    finally:
-        store.close()
 
 
 @segments_app.command("list")
@@ -110,11 +104,8 @@ def list_(as_json: JsonOpt = False, lang: LangOpt = None, db: DbOpt = None) -> N
     from loudou.query.segments import list_segments
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         segs = list_segments(store)
-    finally:
-        store.close()
     sizes = _sizes(segs, db)
     if as_json:
         doc = [{**s.to_dict(), "customers": n} for s, n in zip(segs, sizes, strict=True)]
@@ -137,12 +128,9 @@ def show(
     """Show a segment's definition and size."""
     from loudou.query.segments import load_segment, members
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         seg = load_segment(store, name)
         n = len(members(store, seg))
-    finally:
-        store.close()
     if as_json:
         print(json.dumps({**seg.to_dict(), "customers": n}, ensure_ascii=False, indent=2))
         return
@@ -166,12 +154,9 @@ def export(
 
     from loudou.query.segments import load_segment, members
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         ids = members(store, load_segment(store, name))
         table = store.read_customers()
-    finally:
-        store.close()
     keep = np.isin(np.asarray(table.column("customer_id").to_pylist(), dtype=object), ids)
     rows = table.filter(keep).to_pylist()
     write_csv(rows, output, ["customer_id", "first_seen", "last_seen"])
@@ -184,11 +169,8 @@ def delete(name: Annotated[str, typer.Argument(help="Segment name.")], db: DbOpt
     """Delete a saved segment."""
     from loudou.query.segments import delete_segment
 
-    store = open_store(db)
-    try:
+    with opened(db) as store:
         delete_segment(store, name)
-    finally:
-        store.close()
     err.print(f"deleted: {name}")
 
 
@@ -213,12 +195,9 @@ def funnel(
     from loudou.query.rows import segment_funnel
 
     language = resolve_lang(lang)
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         spec = build_spec(spec_file, [], None, {}, store)
         result = segment_funnel(store, spec, segment=segment, by=by)
-    finally:
-        store.close()
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, open_store, out, resolve_lang
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.errors import LoudouError
 
 templates_app = typer.Typer(
@@ -50,11 +50,8 @@ def templates_map(
         if not sep or not key.strip() or not value.strip():
             raise LoudouError(f"cannot read {pair!r}; use STAGE=EVENT", "stages")
         mapping[key.strip()] = value.strip()
-    store = open_store(db)
-    try:
+    with opened(db) as store:
         save_stage_map(store, template, mapping)
-    finally:
-        store.close()
     err.print(f"saved stage map for {template}: {', '.join(mapping)}")
 
 
@@ -68,11 +65,8 @@ def templates_show(
 
     from loudou.model.templates import load_stage_map
 
-    store = open_store(db, read_only=True)
-    try:
+    with opened(db, read_only=True) as store:
         stages = load_stage_map(store, template)
-    finally:
-        store.close()
     print(
         yaml.safe_dump(
             {"template": template, "stages": stages}, allow_unicode=True, sort_keys=False

@@ -149,17 +149,11 @@ class EventCache:
             self.compact()
 
     def _grow_base_offsets(self) -> None:
-        """New customers have empty base ranges: extend the base offsets to cover them."""
-        missing = len(self.customers) + 1 - self.base.off.shape[0]
-        if missing > 0:
-            self.base.off = np.concatenate(
-                [self.base.off, np.full(missing, self.base.off[-1], np.int64)]
-            )
-        missing = len(self.customers) + 1 - self.delta.off.shape[0]
-        if missing > 0:
-            self.delta.off = np.concatenate(
-                [self.delta.off, np.full(missing, self.delta.off[-1], np.int64)]
-            )
+        """New customers have empty ranges in both segments: extend the offsets to cover them."""
+        for seg in (self.base, self.delta):
+            missing = len(self.customers) + 1 - seg.off.shape[0]
+            if missing > 0:
+                seg.off = np.concatenate([seg.off, np.full(missing, seg.off[-1], np.int64)])
 
     def compact(self) -> None:
         """Merge the delta into the base in one linear pass per customer."""

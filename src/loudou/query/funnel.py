@@ -137,22 +137,26 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
     return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown, labels)
 
 
-def _percentile(values: np.ndarray, q: float) -> float | None:
-    return None if values.size == 0 else float(np.percentile(values, q))
+def _median_p90(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Both in one partition pass (linear interpolation, numpy's default)."""
+    if values.size == 0:
+        return None, None
+    median, p90 = np.percentile(values, [50, 90])
+    return float(median), float(p90)
 
 
 def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
     """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step."""
     out: list[StepResult] = []
-    counts = [int(np.count_nonzero(units.levels >= k + 1)) for k in range(len(steps))]
+    counts = np.bincount(units.levels, minlength=len(steps) + 1)[::-1].cumsum()[::-1][1:].tolist()
     for k, step in enumerate(steps):
         prev = counts[k - 1] if k else counts[0]
         start = counts[0]
         count = counts[k]
         if k:
-            reached = units.levels >= k + 1
+            reached = units.levels > k
             deltas = (units.times[reached, k] - units.times[reached, k - 1]) / 1e6
-            median, p90 = _percentile(deltas, 50), _percentile(deltas, 90)
+            median, p90 = _median_p90(deltas)
         else:
             median = p90 = None
         out.append(

@@ -145,3 +145,9 @@ def test_events_filters_and_pages(server: Server) -> None:
         "message": r.json()["error"]["message"],
     }
     assert server.get("/v1/nowhere").json()["error"]["code"] == "not_found"
+
+
+def test_template_spec_may_rename_the_funnel(server: Server) -> None:
+    spec = {"template": "aida", "stages": {"attention": "view"}, "name": "My funnel"}
+    r = server.post("/v1/funnels/query", spec, role="read")
+    assert r.status_code == 200 and r.json()["funnel"] == "My funnel"

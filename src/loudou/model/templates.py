@@ -66,7 +66,7 @@ def stages_of(name: str) -> list[tuple[str, str, str]]:
     return TEMPLATES[name]
 
 
-def template_spec(name: str, stages: dict[str, Any], **options: Any) -> FunnelSpec:
+def template_spec(name: str, stages: dict[str, Any], /, **options: Any) -> FunnelSpec:
     """A funnel from a template: stages in template order; stages left unmapped are dropped.
 
     Each stage maps to an inline step (``"view|visit where channel = ads"``), a list of event names,

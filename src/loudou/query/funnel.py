@@ -147,15 +147,22 @@ def _median_p90(values: np.ndarray) -> tuple[float | None, float | None]:
 
 def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
     """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step."""
+    return _summarize(units.levels, np.ascontiguousarray(units.times.T), steps)
+
+
+def _summarize(
+    levels: np.ndarray, times_by_step: np.ndarray, steps: Sequence[Step]
+) -> list[StepResult]:
+    """``times_by_step`` is [steps, units]: one contiguous row per step keeps the masks cheap."""
     out: list[StepResult] = []
-    counts = np.bincount(units.levels, minlength=len(steps) + 1)[::-1].cumsum()[::-1][1:].tolist()
+    counts = np.bincount(levels, minlength=len(steps) + 1)[::-1].cumsum()[::-1][1:].tolist()
     for k, step in enumerate(steps):
         prev = counts[k - 1] if k else counts[0]
         start = counts[0]
         count = counts[k]
         if k:
-            reached = units.levels > k
-            deltas = (units.times[reached, k] - units.times[reached, k - 1]) / 1e6
+            reached = levels > k
+            deltas = (times_by_step[k][reached] - times_by_step[k - 1][reached]) / 1e6
             median, p90 = _median_p90(deltas)
         else:
             median = p90 = None
@@ -177,12 +184,14 @@ def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
 
 
 def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
-    """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'."""
+    """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'.
+
+    Units are sorted by bucket once, so each bucket is summarised from contiguous slices."""
     assert units.breakdown is not None and units.breakdown_labels is not None
     labels = [*units.breakdown_labels, NONE_VALUE]  # code -1 (no value) reads as the last label
-    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)
     entered = units.levels > 0
-    per_code = np.bincount(codes[entered], minlength=len(labels))
+    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)[entered]
+    per_code = np.bincount(codes, minlength=len(labels))
     sizes: Counter[str] = Counter()
     for label, n in zip(labels, per_code.tolist(), strict=True):
         if n:
@@ -192,9 +201,17 @@ def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
     bucket_of = {v: i for i, v in enumerate(top)}
     bucket = np.array([bucket_of.get(str(v), len(top)) for v in labels], np.int64)[codes]
     names = top + ([OTHER] if len(order) > len(top) else [])
+    by_bucket = np.argsort(bucket, kind="stable")
+    rows = np.flatnonzero(entered)[by_bucket]
+    levels = units.levels[rows]
+    times = units.times.T.take(rows, axis=1)  # [steps, units]: one contiguous row per step
+    edges = np.searchsorted(bucket[by_bucket], np.arange(len(names) + 1))
     return [
         BreakdownResult(
-            value=name, steps=summarize(units.select((bucket == i) & entered), spec.steps)
+            value=name,
+            steps=_summarize(
+                levels[edges[i] : edges[i + 1]], times[:, edges[i] : edges[i + 1]], spec.steps
+            ),
         )
         for i, name in enumerate(names)
     ]

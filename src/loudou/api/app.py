@@ -96,12 +96,14 @@ def create_app(db: str, url: str | None = None) -> FastAPI:
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
     )
     errors.install(app)
-    from loudou.api import admin, query, store_proxy, tracking
+    from loudou.api import admin, analysis, kpi, query, segments, store_proxy, tracking
 
     app.include_router(tracking.router)
     app.include_router(query.router)
     app.include_router(admin.router)
     app.include_router(store_proxy.router)
+    for reads in (analysis, segments, kpi):  # analyses and KPIs (read keys)
+        app.include_router(reads.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

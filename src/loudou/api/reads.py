@@ -1,0 +1,81 @@
+"""What the analysis, segment and KPI routes share: a bounded JSON body checked against a model,
+and running an analysis on a read connection with errors naming the API's own field names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.responses import Response
+
+from loudou.api.errors import ApiError, json_response
+from loudou.errors import LoudouError
+from loudou.store.base import Store
+
+MAX_BODY_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused (a typo must not silently use a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body read by :func:`read_model`."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def read_model(request: Request, model: type[M]) -> M:
+    """The body as ``model``; a 400 naming the first bad field otherwise (413 when too big)."""
+    from loudou.api.tracking import read_body
+    from loudou.ingest.segment import Problem, parse_body
+
+    raw = await read_body(request, MAX_BODY_BYTES)
+    data = raw if isinstance(raw, Problem) else parse_body(raw)
+    if isinstance(data, Problem):
+        raise ApiError(data.code, data.message, data.field)
+    if not isinstance(data, dict):
+        raise ApiError("invalid_field", "send a JSON object", "body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError("invalid_field", str(first["msg"]), field) from None
+
+
+def api_field(field: str | None) -> str | None:
+    """The analyses name CLI options (``--p-alive-below``); say the API's ``p_alive_below``."""
+    if field is None or not field.startswith("--"):
+        return field
+    return field[2:].replace("-", "_")
+
+
+@contextmanager
+def reading(request: Request) -> Iterator[Store]:
+    """A read connection for one request; input errors renamed to the API's field names."""
+    with request.app.state.loudou.reader() as store:
+        try:
+            yield store
+        except LoudouError as e:
+            e.field = api_field(e.field)
+            raise
+
+
+def answer(request: Request, work: Callable[[Store], Any]) -> Response:
+    """``work(store)`` on a read connection, as JSON (call from a thread, not the event loop)."""
+    with reading(request) as store:
+        return json_response(work(store))
+
+
+async def answer_async(request: Request, work: Callable[[Store], Any]) -> Response:
+    """:func:`answer` from an async handler: the analysis runs in the thread pool."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(answer, request, work)

@@ -23,7 +23,7 @@ Period = Field("week", description="day, week or month of step-1 time.")
 MinCustomers = Field(30, ge=1, description="Smaller cells say 'too few customers'.")
 
 
-def _spec(store: Store, data: dict[str, Any]) -> FunnelSpec:
+def spec_of(store: Store, data: dict[str, Any]) -> FunnelSpec:
     from loudou.model.templates import spec_from_data
 
     return spec_from_data(data, store, "spec")
@@ -108,7 +108,7 @@ async def compare(request: Request) -> Response:
         request,
         lambda s: run(
             s,
-            _spec(s, b.spec),
+            spec_of(s, b.spec),
             b.by,
             segment=b.segment,
             min_customers=b.min_customers,
@@ -127,7 +127,7 @@ async def diagnose(request: Request) -> Response:
         request,
         lambda s: run(
             s,
-            _spec(s, b.spec),
+            spec_of(s, b.spec),
             b.by,
             period=b.period,
             segment=b.segment,
@@ -145,7 +145,7 @@ async def trends(request: Request) -> Response:
 
     b = await read_model(request, TrendsBody)
     return await answer_async(
-        request, lambda s: run(s, _spec(s, b.spec), b.period, b.segment).to_dict()
+        request, lambda s: run(s, spec_of(s, b.spec), b.period, b.segment).to_dict()
     )
 
 
@@ -158,7 +158,7 @@ async def time_to_convert(request: Request) -> Response:
     return await answer_async(
         request,
         lambda s: run(
-            s, _spec(s, b.spec), b.from_step, b.to_step, bins=b.bins, segment=b.segment
+            s, spec_of(s, b.spec), b.from_step, b.to_step, bins=b.bins, segment=b.segment
         ).to_dict(),
     )
 
@@ -173,7 +173,7 @@ async def customers(request: Request) -> Response:
 def _customers(store: Store, b: CustomersBody) -> dict[str, Any]:
     from loudou.query.outcomes import step_outcomes
 
-    table = step_outcomes(store, _spec(store, b.spec), b.step, b.outcome, b.segment)
+    table = step_outcomes(store, spec_of(store, b.spec), b.step, b.outcome, b.segment)
     rows = table.slice(b.offset, b.limit).to_pylist()
     for row in rows:
         for key in ("reached_at", "next_at"):
@@ -193,7 +193,7 @@ async def transitions(request: Request) -> Response:
     from loudou.query.transitions import transition_matrix
 
     b = await read_model(request, SpecBody)
-    return await answer_async(request, lambda s: transition_matrix(s, _spec(s, b.spec)).to_dict())
+    return await answer_async(request, lambda s: transition_matrix(s, spec_of(s, b.spec)).to_dict())
 
 
 @_route("/v1/funnels/correlate", CorrelateBody, "What raises or lowers the odds of converting")
@@ -206,7 +206,7 @@ async def correlate(request: Request) -> Response:
         request,
         lambda s: run(
             s,
-            _spec(s, b.spec),
+            spec_of(s, b.spec),
             b.step,
             properties=b.properties,
             top=b.top,

@@ -1,21 +1,25 @@
-"""Saved segments over HTTP (read or admin keys): the same JSON as ``loudou segments list|show
---json`` (each definition with how many customers it holds now)."""
+"""Saved segments over HTTP: the same JSON as ``loudou segments list|show --json`` (each
+definition with how many customers it holds now) and ``segments funnel --json`` for read keys;
+saving a segment (``segments create``) takes an admin key."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import Field
 from starlette.responses import Response
 
+from loudou.api.analysis import SpecBody, spec_of
 from loudou.api.auth import require
-from loudou.api.errors import ApiError
-from loudou.api.reads import answer
+from loudou.api.errors import ApiError, json_response
+from loudou.api.reads import answer, answer_async, body_schema, read_model, reading
 from loudou.model.segment import Segment
 from loudou.store.base import Store
 
 router = APIRouter(tags=["segments"])
 _reader = require("read", "admin", what="read data")
+_admin = require("admin", what="save segments")
 
 
 def _sized(store: Store, seg: Segment) -> dict[str, Any]:
@@ -48,3 +52,54 @@ def _load(store: Store, name: str) -> Segment:
     if not store.get_meta(f"segment:{name}"):
         raise ApiError("not_found", f"no segment named {name!r}", "name")
     return load_segment(store, name)
+
+
+@router.post(
+    "/v1/segments",
+    summary="Save a segment (replaces one of the same name)",
+    dependencies=[Depends(_admin)],
+    status_code=201,
+    openapi_extra=body_schema(Segment),
+)
+async def create_segment(request: Request) -> Response:
+    """The body is one segment as in the YAML file: name, optional name_zh and description,
+    and rules (all must hold). Answers the saved definition with its size now."""
+    from starlette.concurrency import run_in_threadpool
+
+    from loudou.api.tracking import read_body
+    from loudou.ingest.segment import Problem, parse_body
+    from loudou.query.segments import save_segment
+
+    raw = await read_body(request, 64 * 1024)
+    data = raw if isinstance(raw, Problem) else parse_body(raw)
+    if isinstance(data, Problem):
+        raise ApiError(data.code, data.message, data.field)
+    seg = Segment.parse(data, "body")
+    await request.app.state.loudou.writer.run(lambda store: save_segment(cast(Store, store), seg))
+
+    def sized() -> dict[str, Any]:
+        with reading(request) as store:
+            return _sized(store, seg)
+
+    return json_response(await run_in_threadpool(sized), 201)
+
+
+class SegmentFunnelBody(SpecBody):
+    segment: str | None = Field(None, description="Only customers in this saved segment.")
+    by: str | None = Field(None, description="'segments', 'segment:a,b' or 'rfm'.")
+
+
+@router.post(
+    "/v1/segments/funnel",
+    summary="A funnel within a segment and/or broken down by segments",
+    dependencies=[Depends(_reader)],
+    openapi_extra=body_schema(SegmentFunnelBody),
+)
+async def segment_funnel(request: Request) -> Response:
+    """`loudou segments funnel --json` (a customer may be in several segments)."""
+    from loudou.query.rows import segment_funnel as run
+
+    b = await read_model(request, SegmentFunnelBody)
+    return await answer_async(
+        request, lambda s: run(s, spec_of(s, b.spec), segment=b.segment, by=b.by).to_dict()
+    )

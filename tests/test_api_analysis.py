@@ -217,3 +217,12 @@ def test_admin_saves_a_segment(served: tuple[Server, Store]) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("rules"), bad.text
     nameless = server.post("/v1/segments", {"rules": []}, role="admin")
     assert nameless.status_code == 400 and nameless.json()["error"]["field"] == "name"
+
+
+def test_openapi_documents_the_routes(served: tuple[Server, Store]) -> None:
+    doc = served[0].get("/openapi.json", role=None)
+    paths = doc.json()["paths"]
+    assert set(ROUTES) | {"/v1/segments", "/v1/segments/{name}", "/v1/kpi/clv"} <= set(paths)
+    assert "#/$defs/" not in doc.text  # body schemas inline their nested models
+    rule = paths["/v1/segments"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "rfm" in rule["properties"]["rules"]["items"]["properties"]

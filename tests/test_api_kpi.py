@@ -157,3 +157,14 @@ def test_bad_input_names_the_field(
     r = served[0].get(f"/v1/kpi/{name}", **params)
     assert 400 <= r.status_code < 500, r.text
     assert r.json()["error"]["field"] == field, r.text
+
+
+def test_unknown_query_parameters_are_refused(served: tuple[Server, Store]) -> None:
+    server = served[0]
+    r = server.get("/v1/kpi/clv", timeunit="week")  # a typo must not answer for the default
+    assert r.status_code == 400 and r.json()["error"]["field"] == "timeunit"
+    assert "time_unit" in r.json()["error"]["message"]
+    r = server.get("/v1/kpi/clv", **{"from": "2025-01-01"})  # CLV has no date range
+    assert r.status_code == 400 and r.json()["error"]["field"] == "from"
+    assert server.get("/v1/kpi/clv", role="write", timeunit="week").status_code == 403
+    assert server.get("/v1/segments", sort="name").json()["error"]["field"] == "sort"

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loudou.api.auth import require
-from loudou.api.reads import answer
+from loudou.api.reads import answer, known_query
 from loudou.query.kpi_common import DEFAULT_EVENTS, KpiEvents, date_range
 
 router = APIRouter(
     prefix="/v1/kpi",
     tags=["kpi"],
-    dependencies=[Depends(require("read", "admin", what="read data"))],
+    dependencies=[Depends(require("read", "admin", what="read data")), Depends(known_query)],
 )
 
 From = Annotated[str | None, Query(alias="from", description="First day (YYYY-MM-DD).")]

@@ -62,6 +62,22 @@ async def read_model(request: Request, model: type[M]) -> M:
         raise ApiError("invalid_field", str(first["msg"]), field) from None
 
 
+def known_query(request: Request) -> None:
+    """A dependency refusing query parameters the route does not take (``?timeunit=week`` must
+    not silently answer for the default ``time_unit``)."""
+    route = request.scope.get("route")
+    todo, known = [getattr(route, "dependant", None)], set()
+    while todo:
+        dependant = todo.pop()
+        if dependant is not None:
+            known |= {p.alias for p in dependant.query_params}
+            todo += dependant.dependencies
+    for name in request.query_params:
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ApiError("invalid_field", f"unknown parameter; this route takes {allowed}", name)
+
+
 def api_field(field: str | None) -> str | None:
     """The analyses name CLI options (``--p-alive-below``); say the API's ``p_alive_below``."""
     if field is None or not field.startswith("--"):

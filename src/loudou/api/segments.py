@@ -13,7 +13,14 @@ from starlette.responses import Response
 from loudou.api.analysis import SpecBody, spec_of
 from loudou.api.auth import require
 from loudou.api.errors import ApiError, json_response
-from loudou.api.reads import answer, answer_async, body_schema, read_model, reading
+from loudou.api.reads import (
+    answer,
+    answer_async,
+    body_schema,
+    known_query,
+    read_model,
+    reading,
+)
 from loudou.model.segment import Segment
 from loudou.store.base import Store
 
@@ -29,7 +36,9 @@ def _sized(store: Store, seg: Segment) -> dict[str, Any]:
 
 
 @router.get(
-    "/v1/segments", summary="Saved segments with their sizes", dependencies=[Depends(_reader)]
+    "/v1/segments",
+    summary="Saved segments with their sizes",
+    dependencies=[Depends(_reader), Depends(known_query)],
 )
 def list_segments(request: Request) -> Response:
     from loudou.query.segments import list_segments as saved
@@ -40,7 +49,7 @@ def list_segments(request: Request) -> Response:
 @router.get(
     "/v1/segments/{name}",
     summary="One segment's definition and size",
-    dependencies=[Depends(_reader)],
+    dependencies=[Depends(_reader), Depends(known_query)],
 )
 def show_segment(name: str, request: Request) -> Response:
     return answer(request, lambda s: _sized(s, _load(s, name)))

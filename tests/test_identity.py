@@ -69,3 +69,13 @@ def test_collect_links_and_rekeys() -> None:
     store.collect(_events([]), _traits([]), [("u", "v")])  # type: ignore[attr-defined]
     assert store.get_customer("v")["aliases"] == ["anon", "u"]  # type: ignore[attr-defined]
     assert store.resolve_id("anon") == "v"  # type: ignore[attr-defined]
+
+
+def test_collect_keeps_the_same_stores_funnel_cache_right() -> None:
+    store = loudou.connect(":memory:")
+    spec = loudou.FunnelSpec.parse({"steps": ["view", "buy"]})
+    store.collect(_events([("1", "anon", "view", 0)]), _traits([]), [])  # type: ignore[attr-defined]
+    store.collect(_events([("2", "u", "buy", 5)]), _traits([]), [])  # type: ignore[attr-defined]
+    assert loudou.run_funnel(store, spec).steps[1].count == 0  # two different customers (cached)
+    store.collect(_events([]), _traits([]), [("anon", "u")])  # type: ignore[attr-defined]
+    assert loudou.run_funnel(store, spec).steps[1].count == 1  # re-keyed: the cache saw it

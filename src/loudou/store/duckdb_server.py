@@ -115,7 +115,9 @@ class ServerAbilities:
                 self._merge_traits(_RESOLVED_TRAITS)
             return inserted
 
+        relinked = self.relinked
         inserted = self._in_transaction({"_batch": events, "_traits": customers}, work)
+        self.external_write(rewritten=self.relinked != relinked)  # this store's own cache too
         return WriteResult(inserted=inserted, duplicates=events.num_rows - inserted)
 
     def _link(self, links: Sequence[tuple[str, str]]) -> None:

@@ -140,6 +140,8 @@ def test_write_keys_and_strangers_are_refused(served: tuple[Server, Store], name
         ("attribution", {"model": "psychic"}, "model"),
         ("attribution", {"lookback": "forever"}, "lookback"),
         ("attribution", {"from": "last tuesday"}, "from"),
+        ("attribution", {"model": "time_decay", "half_life": "0d"}, "half_life"),
+        ("cac", {"lookback": "0s"}, "lookback"),
         ("cac", {"from": "2025-02-01", "to": "2025-01-01"}, "to"),
         ("cac", {"margin": 2}, "margin"),
         ("cac", {"margin": "lots"}, "margin"),

@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from loudou.errors import LoudouError
-from loudou.model.spec import parse_duration
 from loudou.query.kpi_common import (
     DEFAULT_EVENTS,
     NONE_LABEL,
@@ -39,6 +38,7 @@ from loudou.query.kpi_common import (
     DateRange,
     KpiError,
     KpiEvents,
+    duration_option,
     read_purchases,
     read_touches,
     ts_us,
@@ -587,13 +587,8 @@ def run_attribution(
     """
     if model not in MODELS:
         raise KpiError(f"unknown model {model!r}; use one of {', '.join(MODELS)}", "--model")
-    try:
-        lookback_s = parse_duration(lookback)
-        half_life_s = parse_duration(half_life)
-    except KpiError:
-        raise
-    except Exception as e:  # SpecError names 'window'; say which option it was
-        raise KpiError(str(getattr(e, "message", e)), "--lookback") from None
+    lookback_s = duration_option(lookback, "--lookback")
+    half_life_s = duration_option(half_life, "--half-life")
     until = rng.until
     touches = read_touches(store, until=until)
     conversions = read_conversions(store, conversion, until)

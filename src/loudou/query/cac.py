@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from loudou.errors import LoudouError
-from loudou.model.spec import parse_duration
 from loudou.query.attribution import (
     DEFAULT_HALF_LIFE,
     DEFAULT_LOOKBACK,
@@ -42,6 +41,7 @@ from loudou.query.kpi_common import (
     KpiError,
     KpiEvents,
     clean,
+    duration_option,
     from_us,
     read_purchases,
     read_touches,
@@ -243,8 +243,8 @@ def run_cac(
         raise KpiError(f"unknown model {model!r}; use one of {', '.join(MODELS)}", "--model")
     if not 0 < margin <= 1:
         raise KpiError("margin must be in (0, 1]", "--margin")
-    lookback_s = parse_duration(lookback)
-    half_life_s = parse_duration(half_life)
+    lookback_s = duration_option(lookback, "--lookback")
+    half_life_s = duration_option(half_life, "--half-life")
     purchases = read_purchases(store, events, rng.until)
     first = purchases.sort_values(["customer_id", "t"]).drop_duplicates("customer_id")
     touches = read_touches(store, until=rng.until)

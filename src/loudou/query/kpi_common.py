@@ -89,6 +89,18 @@ def _utc_naive(d: datetime) -> datetime:
     return d.astimezone(UTC).replace(tzinfo=None)
 
 
+def duration_option(value: str | int, field: str) -> int:
+    """A duration option ('30d', '12h' or seconds) as whole seconds; errors name ``field``
+    (``parse_duration`` names a spec's 'window')."""
+    from loudou.errors import SpecError
+    from loudou.model.spec import parse_duration
+
+    try:
+        return parse_duration(value)
+    except SpecError as e:
+        raise KpiError(e.message, field) from None
+
+
 def date_range(
     date_from: date | datetime | str | None = None, date_to: date | datetime | str | None = None
 ) -> DateRange:

@@ -150,6 +150,8 @@ def test_write_keys_and_strangers_are_refused(served: tuple[Server, Store], name
         ("clv", {"horizon": 0}, "horizon"),
         ("churn-risk", {"p_alive_below": 2}, "p_alive_below"),
         ("retention", {"period": "decade"}, "period"),
+        ("nps", {"score": "bad name!"}, "score"),
+        ("sales-cycle", {"stage_property": "x;drop"}, "stage_property"),
         ("summary", {"to": "soon"}, "to"),
     ],
 )

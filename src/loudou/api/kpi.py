@@ -232,10 +232,15 @@ def nps(
     """`loudou kpi nps --json`."""
     from loudou.query.nps import run_nps
 
-    events = KpiEvents(nps=event, nps_score=score, referral=referral)
     return answer(
         request,
-        lambda s: run_nps(s, date_range(date_from, date_to), by, period, events).to_dict(),
+        lambda s: run_nps(
+            s,
+            date_range(date_from, date_to),
+            by,
+            period,
+            KpiEvents(nps=event, nps_score=score, referral=referral),
+        ).to_dict(),
     )
 
 
@@ -258,16 +263,20 @@ def sales_cycle(
     """`loudou kpi sales-cycle --json`."""
     from loudou.query.sales_cycle import run_sales_cycle
 
-    events = KpiEvents(
-        purchase=purchase,
-        deal_stage=stage_event,
-        stage_property=stage_property,
-        lead_stage=lead,
-        won_stage=won,
-    )
     return answer(
         request,
-        lambda s: run_sales_cycle(s, date_range(date_from, date_to), by, events).to_dict(),
+        lambda s: run_sales_cycle(
+            s,
+            date_range(date_from, date_to),
+            by,
+            KpiEvents(
+                purchase=purchase,
+                deal_stage=stage_event,
+                stage_property=stage_property,
+                lead_stage=lead,
+                won_stage=won,
+            ),
+        ).to_dict(),
     )
 
 

@@ -45,6 +45,19 @@ class KpiEvents:
     won_stage: str = "won"
     referral: str = "referral_sent"
 
+    def __post_init__(self) -> None:
+        """Property names become column reads: refuse bad ones here, naming the option."""
+        from loudou.model.spec import check_name
+
+        for name, option in (
+            (self.nps_score, "--score"),
+            (self.stage_property, "--stage-property"),
+        ):
+            try:
+                check_name(name, "property")
+            except ValueError as e:
+                raise KpiError(str(e), option) from None
+
 
 DEFAULT_EVENTS = KpiEvents()
 

@@ -226,3 +226,19 @@ def test_openapi_documents_the_routes(served: tuple[Server, Store]) -> None:
     assert "#/$defs/" not in doc.text  # body schemas inline their nested models
     rule = paths["/v1/segments"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "rfm" in rule["properties"]["rules"]["items"]["properties"]
+
+
+def test_customers_as_csv_is_the_whole_list(served: tuple[Server, Store]) -> None:
+    import csv
+    import io
+
+    server, store = served
+    body = {"spec": SPEC, "step": 2, "format": "csv", "limit": 3}  # limit pages JSON only
+    r = server.post("/v1/funnels/customers", body, role="read")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "dropped_step_2.csv" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    want = step_outcomes(store, spec(), 2, "dropped").to_pylist()
+    assert [row["customer_id"] for row in rows] == [w["customer_id"] for w in want]
+    assert rows[0]["reached_at"] == want[0]["reached_at"].isoformat() + "Z"
+    assert {row["next_at"] for row in rows} == {""}

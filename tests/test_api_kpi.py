@@ -172,3 +172,11 @@ def test_unknown_query_parameters_are_refused(served: tuple[Server, Store]) -> N
     assert r.status_code == 400 and r.json()["error"]["field"] == "from"
     assert server.get("/v1/kpi/clv", role="write", timeunit="week").status_code == 403
     assert server.get("/v1/segments", sort="name").json()["error"]["field"] == "sort"
+
+
+def test_churn_risk_as_csv(served: tuple[Server, Store]) -> None:
+    server, store = served
+    r = server.get("/v1/kpi/churn-risk", format="csv", limit=2)  # the whole list, as --csv
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text == kpi.churn_risk(store).to_csv()
+    assert server.get("/v1/kpi/churn-risk", format="xml").json()["error"]["field"] == "format"

@@ -4,14 +4,14 @@ returns the same JSON as the matching ``loudou ... --json`` command, with the sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 from starlette.responses import Response
 
 from loudou.api.auth import require
-from loudou.api.reads import Body, answer_async, body_schema, read_model
+from loudou.api.reads import Body, answer_async, body_schema, csv_response, read_model
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import Store
 
@@ -71,6 +71,9 @@ class CustomersBody(SpecBody):
     segment: str | None = Segment
     offset: int = Field(0, ge=0, description="Customers to skip (paging).")
     limit: int = Field(1000, ge=1, le=100_000, description="Customers per page.")
+    format: Literal["json", "csv"] = Field(
+        "json", description="'csv': every customer as a CSV download (no paging)."
+    )
 
 
 class PathsBody(Body):
@@ -165,19 +168,29 @@ async def time_to_convert(request: Request) -> Response:
 
 @_route("/v1/funnels/customers", CustomersBody, "Customers who converted or dropped after a step")
 async def customers(request: Request) -> Response:
-    """The rows `loudou customers` writes as CSV (times ISO 8601 UTC), paged by offset."""
+    """The rows `loudou customers` writes (times ISO 8601 UTC): JSON paged by offset, or the
+    whole list as CSV with `"format": "csv"`."""
     b = await read_model(request, CustomersBody)
     return await answer_async(request, lambda s: _customers(s, b))
 
 
-def _customers(store: Store, b: CustomersBody) -> dict[str, Any]:
+def _customers(store: Store, b: CustomersBody) -> dict[str, Any] | Response:
+    import csv
+    import io
+
     from loudou.query.outcomes import step_outcomes
 
     table = step_outcomes(store, spec_of(store, b.spec), b.step, b.outcome, b.segment)
-    rows = table.slice(b.offset, b.limit).to_pylist()
+    rows = (table if b.format == "csv" else table.slice(b.offset, b.limit)).to_pylist()
     for row in rows:
         for key in ("reached_at", "next_at"):
             row[key] = None if row[key] is None else row[key].isoformat() + "Z"
+    if b.format == "csv":
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=table.column_names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return csv_response(text.getvalue(), f"{b.outcome}_step_{b.step}")
     return {
         "step": b.step,
         "outcome": b.outcome,

@@ -4,14 +4,15 @@ snake_case, same defaults) and returns the same JSON as its ``--json``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loudou.api.auth import require
-from loudou.api.reads import answer, known_query
+from loudou.api.reads import answer, csv_response, known_query
 from loudou.query.kpi_common import DEFAULT_EVENTS, KpiEvents, date_range
+from loudou.store.base import Store
 
 router = APIRouter(
     prefix="/v1/kpi",
@@ -196,15 +197,17 @@ def churn_risk(
     ] = None,
     time_unit: TimeUnit = "day",
     by: By = None,
-    limit: Annotated[int, Query(ge=1, description="Customers listed.")] = 50,
+    limit: Annotated[int, Query(ge=1, description="Customers listed (JSON).")] = 50,
     purchase: Purchase = DEFAULT_EVENTS.purchase,
+    format: Annotated[
+        Literal["json", "csv"], Query(description="'csv': the whole list, as `--csv`.")
+    ] = "json",
 ) -> Response:
-    """`loudou kpi churn-risk --json`."""
+    """`loudou kpi churn-risk --json` (or `--csv`)."""
     from loudou.query.retention import run_churn_risk
 
-    return answer(
-        request,
-        lambda s: run_churn_risk(
+    def work(s: Store) -> Any:
+        res = run_churn_risk(
             s,
             observation_end,
             p_alive_below,
@@ -212,8 +215,14 @@ def churn_risk(
             time_unit,
             by=by,
             events=KpiEvents(purchase=purchase),
-        ).to_dict(limit),
-    )
+        )
+        return (
+            csv_response(res.to_csv() or "", "churn_risk")
+            if format == "csv"
+            else res.to_dict(limit)
+        )
+
+    return answer(request, work)
 
 
 @router.get("/nps", summary="Net Promoter Score with a 95% interval, by segment and over time")

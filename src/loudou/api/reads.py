@@ -97,9 +97,17 @@ def reading(request: Request) -> Iterator[Store]:
 
 
 def answer(request: Request, work: Callable[[Store], Any]) -> Response:
-    """``work(store)`` on a read connection, as JSON (call from a thread, not the event loop)."""
+    """``work(store)`` on a read connection, as JSON unless it made its own response (call from
+    a thread, not the event loop)."""
     with reading(request) as store:
-        return json_response(work(store))
+        result = work(store)
+    return result if isinstance(result, Response) else json_response(result)
+
+
+def csv_response(text: str, name: str) -> Response:
+    """A CSV download (what the CLI's ``--csv`` / ``--output`` writes)."""
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(text, 200, headers=headers, media_type="text/csv; charset=utf-8")
 
 
 async def answer_async(request: Request, work: Callable[[Store], Any]) -> Response:

@@ -242,3 +242,31 @@ def test_customers_as_csv_is_the_whole_list(served: tuple[Server, Store]) -> Non
     assert [row["customer_id"] for row in rows] == [w["customer_id"] for w in want]
     assert rows[0]["reached_at"] == want[0]["reached_at"].isoformat() + "Z"
     assert {row["next_at"] for row in rows} == {""}
+
+
+def test_segment_export_and_delete(served: tuple[Server, Store]) -> None:
+    import csv
+    import io
+
+    server, store = served
+    r = server.get("/v1/segments/east/export")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    # by hand: the customers whose region trait is East, in the store's order
+    east = [c for c in store.read_customers(["region"]).to_pylist() if c["region"] == "East"]
+    assert [row["customer_id"] for row in rows] == [c["customer_id"] for c in east]
+    assert rows[0]["first_seen"] == east[0]["first_seen"].isoformat() + "Z"
+    assert server.get("/v1/segments/nowhere/export").status_code == 404
+
+    body = {"name": "short_lived", "rules": [{"trait": "region", "value": "West"}]}
+    assert server.post("/v1/segments", body, role="admin").status_code == 201
+    assert server.client("read").delete("/v1/segments/short_lived").status_code == 403
+    with server.client("admin") as admin:
+        assert admin.delete("/v1/segments/short_lived").json() == {
+            "name": "short_lived",
+            "deleted": True,
+        }
+        assert admin.delete("/v1/segments/short_lived").status_code == 404
+    assert server.get("/v1/segments/short_lived").status_code == 404
+    names = [s["name"] for s in server.get("/v1/segments").json()["segments"]]
+    assert "short_lived" not in names and "east" in names

@@ -11,7 +11,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from loudou.api.auth import require
-from loudou.api.reads import Body, answer_async, body_schema, csv_response, read_model
+from loudou.api.reads import Body, answer_async, body_schema, iso_times, read_model, rows_csv
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import Store
 
@@ -175,22 +175,13 @@ async def customers(request: Request) -> Response:
 
 
 def _customers(store: Store, b: CustomersBody) -> dict[str, Any] | Response:
-    import csv
-    import io
-
     from loudou.query.outcomes import step_outcomes
 
     table = step_outcomes(store, spec_of(store, b.spec), b.step, b.outcome, b.segment)
-    rows = (table if b.format == "csv" else table.slice(b.offset, b.limit)).to_pylist()
-    for row in rows:
-        for key in ("reached_at", "next_at"):
-            row[key] = None if row[key] is None else row[key].isoformat() + "Z"
     if b.format == "csv":
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=table.column_names, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return csv_response(text.getvalue(), f"{b.outcome}_step_{b.step}")
+        name = f"{b.outcome}_step_{b.step}"
+        return rows_csv(iso_times(table.to_pylist()), table.column_names, name)
+    rows = iso_times(table.slice(b.offset, b.limit).to_pylist())
     return {
         "step": b.step,
         "outcome": b.outcome,

@@ -110,6 +110,29 @@ def csv_response(text: str, name: str) -> Response:
     return Response(text, 200, headers=headers, media_type="text/csv; charset=utf-8")
 
 
+def iso_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their (naive UTC) times as ISO 8601 text ending in Z, as elsewhere in the API."""
+    from datetime import datetime
+
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                row[key] = value.isoformat() + "Z"
+    return rows
+
+
+def rows_csv(rows: list[dict[str, Any]], fields: list[str], name: str) -> Response:
+    """Rows (times already ISO text) as a CSV download, nulls empty."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return csv_response(text.getvalue(), name)
+
+
 async def answer_async(request: Request, work: Callable[[Store], Any]) -> Response:
     """:func:`answer` from an async handler: the analysis runs in the thread pool."""
     from starlette.concurrency import run_in_threadpool

@@ -17,9 +17,11 @@ from loudou.api.reads import (
     answer,
     answer_async,
     body_schema,
+    iso_times,
     known_query,
     read_model,
     reading,
+    rows_csv,
 )
 from loudou.model.segment import Segment
 from loudou.store.base import Store
@@ -53,6 +55,36 @@ def list_segments(request: Request) -> Response:
 )
 def show_segment(name: str, request: Request) -> Response:
     return answer(request, lambda s: _sized(s, _load(s, name)))
+
+
+@router.get(
+    "/v1/segments/{name}/export",
+    summary="The segment's customers as CSV (id, first and last seen)",
+    dependencies=[Depends(_reader), Depends(known_query)],
+)
+def export_segment(name: str, request: Request) -> Response:
+    """What `loudou segments export` writes (times ISO 8601 UTC)."""
+    return answer(request, lambda s: _export(s, name))
+
+
+def _export(store: Store, name: str) -> Response:
+    from loudou.query.segments import member_table
+
+    table = member_table(store, _load(store, name))
+    return rows_csv(iso_times(table.to_pylist()), table.column_names, name)
+
+
+@router.delete(
+    "/v1/segments/{name}", summary="Delete a saved segment", dependencies=[Depends(_admin)]
+)
+async def delete_segment(name: str, request: Request) -> Response:
+    from loudou.query.segments import delete_segment as forget
+
+    state = request.app.state.loudou
+    with state.reader() as store:
+        _load(store, name)  # 404 for an unknown name
+    await state.writer.run(lambda store: forget(cast(Store, store), name))
+    return json_response({"name": name, "deleted": True})
 
 
 def _load(store: Store, name: str) -> Segment:

@@ -150,15 +150,10 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Export the segment's customers (id, first and last seen) as CSV, for e-mail or sales."""
-    import numpy as np
-
-    from loudou.query.segments import load_segment, members
+    from loudou.query.segments import load_segment, member_table
 
     with opened(db, read_only=True) as store:
-        ids = members(store, load_segment(store, name))
-        table = store.read_customers()
-    keep = np.isin(np.asarray(table.column("customer_id").to_pylist(), dtype=object), ids)
-    rows = table.filter(keep).to_pylist()
+        rows = member_table(store, load_segment(store, name)).to_pylist()
     write_csv(rows, output, ["customer_id", "first_seen", "last_seen"])
     if output:
         err.print(f"{len(rows):,} customers written to {output}")

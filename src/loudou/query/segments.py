@@ -79,6 +79,14 @@ def members(store: Store, segment: Segment, as_of: datetime | None = None) -> np
     return ids[keep]
 
 
+def member_table(store: Store, segment: Segment) -> pa.Table:
+    """The segment's customers: customer_id, first_seen, last_seen (for exports)."""
+    table = store.read_customers()
+    ids = np.asarray(table.column("customer_id").to_pylist(), dtype=object)
+    keep = np.isin(ids, members(store, segment))
+    return table.filter(keep).select(["customer_id", "first_seen", "last_seen"])
+
+
 def rule_mask(
     store: Store,
     rule: Rule,

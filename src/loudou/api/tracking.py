@@ -79,7 +79,7 @@ async def ingest(request: Request, kind: str) -> Response:
         return json_response({"success": True, "accepted": 0, "rejected": []})
     client = request.client.host if request.client else None
     try:
-        await state.writer.write(to_rows(accepted.messages, received, client))
+        await state.writer.write(to_rows(accepted.messages, client))
     except Exception:
         raise ApiError("unavailable", "could not store the events; retry", None) from None
     result: dict[str, Any] = {"success": True, "accepted": len(accepted.messages)}

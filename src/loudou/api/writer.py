@@ -16,10 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from loudou.ingest.segment import Rows
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, Collector, WriteResult
+from loudou.store.base import Collector, WriteResult
 
 log = logging.getLogger("loudou.writer")
 MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
@@ -33,7 +31,7 @@ class _Job:
 
     @property
     def size(self) -> int:
-        return len(self.rows.events["event_id"]) if self.rows is not None else 0
+        return self.rows.events.num_rows if self.rows is not None else 0
 
 
 class GroupWriter:
@@ -110,16 +108,9 @@ class GroupWriter:
             job.done(result, None)
 
     def _commit(self, group: list[_Job]) -> BaseException | None:
-        merged = Rows()
-        for job in group:
-            assert job.rows is not None
-            merged.extend(job.rows)
+        merged = Rows.concat([job.rows for job in group if job.rows is not None])
         try:
-            result: WriteResult = self.store.collect(
-                pa.table(merged.events, schema=EVENT_SCHEMA),
-                pa.table(merged.customers, schema=CUSTOMER_SCHEMA),
-                merged.links,
-            )
+            result: WriteResult = self.store.collect(merged.events, merged.customers, merged.links)
         except Exception as e:  # the server stays up; these requests get a 503 and may retry
             log.exception("commit of %d requests failed", len(group))
             return e

@@ -15,6 +15,7 @@ event's ``channel`` and ``campaign``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,10 +23,11 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from loudou.store.base import EVENT_SCHEMA
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
 
 MAX_EVENT_BYTES = 32 * 1024  # Segment's limits
 MAX_BATCH_BYTES = 500 * 1024
@@ -160,25 +162,200 @@ def parse_body(body: bytes) -> Any:
         return Problem("invalid_json", "body", f"is not valid JSON: {e}")
 
 
+@dataclass(slots=True)
+class Fields:
+    """A valid message, flattened: what the row builder needs, whichever validator accepted it."""
+
+    kind: str  # track, page, screen, identify, group, alias
+    user: str | None
+    anon: str | None
+    message_id: str | None
+    time: datetime  # the event's time, naive UTC (Segment's rule, see event_time)
+    context: Object
+    body: Object | None  # properties (track, page, screen) or traits (identify, group)
+    name: str | None = None  # track's event; page's and screen's name
+    category: str | None = None
+    other_id: str | None = None  # group's groupId, alias's previousId
+
+
 @dataclass
 class Accepted:
-    """Valid messages of one request, with their position in it."""
+    """Valid messages of one request, in order, and the problems of the others."""
 
-    messages: list[tuple[int, _Message]] = field(default_factory=list)
+    messages: list[Fields] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+class _Slow(Exception):
+    """The fast validator's way out: the message is unusual, so pydantic decides (and words the
+    problem). Raised only for what the fast path does not handle, never a verdict."""
+
+
+_SLOW = _Slow()
+# The timestamp shapes the fast path parses itself; pydantic and datetime.fromisoformat agree on
+# these (tests compare both paths). Anything else goes to pydantic.
+_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?", re.ASCII)
+
+
+class _Clock:
+    """Per-request parsing state: the receive time, the future horizon, parsed timestamps."""
+
+    __slots__ = ("cache", "horizon", "received")
+
+    def __init__(self, received: datetime) -> None:
+        self.received = _utc(received).replace(tzinfo=None)
+        self.horizon = self.received + MAX_FUTURE
+        self.cache: dict[str, datetime] = {}
+
+    def parse(self, value: Any) -> datetime | None:
+        """Naive UTC, or None if absent; _Slow if unusual (another shape, out of range)."""
+        if value is None:
+            return None
+        if type(value) is not str:
+            raise _SLOW
+        got = self.cache.get(value)
+        if got is None:
+            if _TIME.fullmatch(value) is None:
+                raise _SLOW
+            try:
+                got = _utc(datetime.fromisoformat(value)).replace(tzinfo=None)
+            except (ValueError, OverflowError):
+                raise _SLOW from None
+            if len(self.cache) < 1024:
+                self.cache[value] = got
+        return got
+
+
+def _id(value: Any) -> str | None:
+    """``Id``: a string of 1 to 1024 characters or an integer, as text."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        if 0 < len(value) <= 1024:
+            return value
+    elif kind is int:
+        return str(value)
+    raise _SLOW
+
+
+def _text(value: Any, low: int = 0, high: int | None = None) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str or len(value) < low or (high is not None and len(value) > high):
+        raise _SLOW
+    return value
+
+
+def _object(value: Any) -> Object | None:
+    if value is None or type(value) is dict:
+        return value
+    raise _SLOW
+
+
+def _fast(item: Object, kind: str, clock: _Clock, shared: Object | None = None) -> Fields:
+    """The common case without pydantic: the same checks and values as ``_slow`` for messages it
+    accepts; _Slow for anything else (a problem to report, or a shape it does not parse)."""
+    get = item.get
+    user, anon = _id(get("userId")), _id(get("anonymousId"))
+    message_id = _text(get("messageId"), 1, 255)
+    ts, original, sent = (clock.parse(get(k)) for k in ("timestamp", "originalTimestamp", "sentAt"))
+    context = get("context", shared)
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        raise _SLOW
+    name = category = other = body = None
+    if kind == "track":
+        name = _text(get("event"), 1, 255)
+        if name is None:
+            raise _SLOW
+        body = _object(get("properties"))
+    elif kind == "page" or kind == "screen":
+        name, category = _text(get("name")), _text(get("category"))
+        body = _object(get("properties"))
+    elif kind == "identify":
+        body = _object(get("traits"))
+    elif kind == "group":
+        other = _id(get("groupId"))
+        body = _object(get("traits"))
+        if other is None:
+            raise _SLOW
+    else:  # alias
+        other = _id(get("previousId"))
+        if other is None or user is None:
+            raise _SLOW
+    if user is None and anon is None:
+        raise _SLOW
+    if (ts is not None and ts > clock.horizon) or (
+        original is not None and original > clock.horizon
+    ):
+        raise _SLOW
+    if ts is not None:
+        time = ts
+    elif original is None:
+        time = clock.received
+    elif sent is None:
+        time = original
+    else:
+        try:
+            time = clock.received - (sent - original)
+        except OverflowError:
+            raise _SLOW from None
+    return Fields(kind, user, anon, message_id, time, context, body, name, category, other)
+
+
+def _slow(item: Any, prefix: str, index: int | None, now: datetime) -> Fields | Problem:
+    """pydantic's validation, for messages the fast path leaves to it."""
+    try:
+        msg = _ONE.validate_python(item)
+    except PydanticValidationError as e:
+        return _problem_from(e, prefix, index)
+    problem = check(msg, prefix, index, now)
+    if problem is not None:
+        return problem
+    try:
+        return _fields_of(msg, now)
+    except OverflowError:  # sentAt and originalTimestamp thousands of years apart
+        return Problem("invalid_field", _path(prefix, ("sentAt",)), "is out of range", index)
+
+
+def _fields_of(msg: _Message, received: datetime) -> Fields:
+    name = category = other = body = None
+    if isinstance(msg, Track):
+        name, body = msg.event, msg.properties
+    elif isinstance(msg, Page | Screen):
+        name, category, body = msg.name, msg.category, msg.properties
+    elif isinstance(msg, Identify | Group):
+        body = msg.traits
+        if isinstance(msg, Group):
+            other = str(msg.groupId)
+    elif isinstance(msg, Alias):
+        other = str(msg.previousId)
+    return Fields(
+        msg.type,  # type: ignore[attr-defined]
+        None if msg.userId is None else str(msg.userId),
+        None if msg.anonymousId is None else str(msg.anonymousId),
+        msg.messageId,
+        event_time(msg, received),
+        msg.context or {},
+        body,
+        name,
+        category,
+        other,
+    )
 
 
 def validate_one(data: Any, kind: str, now: datetime) -> Accepted:
     """One message sent to ``/v1/<kind>``; its type comes from the endpoint."""
     if not isinstance(data, dict):
         return Accepted(problems=[Problem("invalid_json", "body", "must be a JSON object")])
-    data = {**data, "type": kind}
     try:
-        msg = _ONE.validate_python(data)
-    except PydanticValidationError as e:
-        return Accepted(problems=[_problem_from(e, "", None)])
-    problem = check(msg, "", None, now)
-    return Accepted(problems=[problem]) if problem else Accepted(messages=[(0, msg)])
+        return Accepted(messages=[_fast(data, kind, _Clock(now))])
+    except _Slow:
+        pass
+    got = _slow({**data, "type": kind}, "", None, now)
+    return Accepted(problems=[got]) if isinstance(got, Problem) else Accepted(messages=[got])
 
 
 def validate_batch(data: Any, body_size: int, now: datetime) -> Accepted:
@@ -190,37 +367,32 @@ def validate_batch(data: Any, body_size: int, now: datetime) -> Accepted:
         what = "is required" if items is None else "must be a list of messages"
         return Accepted(problems=[Problem("invalid_field", "batch", what)])
     shared = data.get("context")
+    shared = shared if isinstance(shared, dict) else None
     result = Accepted()
-    todo: list[tuple[int, Any]] = []
+    messages, problems = result.messages, result.problems
+    clock = _Clock(now)
+    big = body_size > MAX_EVENT_BYTES  # else no message can be over the limit
     for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            result.problems.append(
-                Problem("invalid_field", f"batch[{i}]", "must be a JSON object", i)
-            )
-        elif body_size > MAX_EVENT_BYTES and len(orjson.dumps(item)) > MAX_EVENT_BYTES:
-            result.problems.append(
+        if type(item) is not dict:
+            problems.append(Problem("invalid_field", f"batch[{i}]", "must be a JSON object", i))
+            continue
+        if big and len(orjson.dumps(item)) > MAX_EVENT_BYTES:
+            problems.append(
                 Problem("payload_too_large", f"batch[{i}]", f"is over {MAX_EVENT_BYTES} bytes", i)
             )
-        else:
-            if isinstance(shared, dict) and "context" not in item:
-                item = {**item, "context": shared}
-            todo.append((i, item))
-    try:  # fast path: the whole batch at once
-        validated = list(zip(todo, _MESSAGES.validate_python([x for _, x in todo]), strict=True))
-    except PydanticValidationError:
-        validated = []
-        for i, item in todo:
-            try:
-                validated.append(((i, item), _ONE.validate_python(item)))
-            except PydanticValidationError as e:
-                result.problems.append(_problem_from(e, f"batch[{i}]", i))
-    for (i, _), msg in validated:
-        problem = check(msg, f"batch[{i}]", i, now)
-        if problem:
-            result.problems.append(problem)
-        else:
-            result.messages.append((i, msg))
-    result.problems.sort(key=lambda p: p.index or 0)
+            continue
+        kind = item.get("type")
+        try:
+            if type(kind) is not str or kind not in MESSAGE_TYPES:
+                raise _SLOW
+            messages.append(_fast(item, kind, clock, shared))
+            continue
+        except _Slow:
+            pass
+        if shared is not None and "context" not in item:
+            item = {**item, "context": shared}
+        got = _slow(item, f"batch[{i}]", i, now)
+        (problems if isinstance(got, Problem) else messages).append(got)  # type: ignore[arg-type]
     return result
 
 
@@ -232,9 +404,15 @@ def check(msg: _Message, prefix: str, index: int | None, now: datetime) -> Probl
             return Problem("missing_id", where + "userId", "is required for alias", index)
     elif msg.userId is None and msg.anonymousId is None:
         return Problem("missing_id", where + "userId", "userId or anonymousId is required", index)
-    for name in ("timestamp", "originalTimestamp"):
+    for name in ("timestamp", "originalTimestamp", "sentAt"):
         value = getattr(msg, name)
-        if value is not None and _utc(value) > now + MAX_FUTURE:
+        if value is None:
+            continue
+        try:
+            utc = _utc(value)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            return Problem("invalid_field", where + name, "is out of range", index)
+        if name != "sentAt" and utc > now + MAX_FUTURE:
             return Problem(
                 "timestamp_in_future",
                 where + name,
@@ -272,16 +450,12 @@ _CONTEXT_KEYS = (
 _PAGE_KEYS = tuple((k, "context_page_" + k) for k in ("path", "url", "referrer", "title", "search"))
 _CAMPAIGN_FIELDS = ("source", "medium", "name", "term", "content")
 _UTM = {k: "utm_campaign" if k == "name" else f"utm_{k}" for k in _CAMPAIGN_FIELDS}
-
-
-def _event_name(msg: _Message) -> str:
-    if isinstance(msg, Track):
-        return msg.event
-    if isinstance(msg, Page):
-        return "page_view"
-    if isinstance(msg, Screen):
-        return "screen_view"
-    return "group" if isinstance(msg, Group) else "identify"
+_EVENT_NAMES = {
+    "page": "page_view",
+    "screen": "screen_view",
+    "group": "group",
+    "identify": "identify",
+}
 
 
 def _campaign(ctx: Object, props: Object) -> dict[str, str]:
@@ -310,37 +484,36 @@ def _number(value: Any) -> float | None:
 
 @dataclass
 class Rows:
-    """Column lists for the store: events (EVENT_SCHEMA), trait merges, identity links."""
+    """One write for the store: events (EVENT_SCHEMA), trait merges (CUSTOMER_SCHEMA) in order,
+    identity links (alias, customer)."""
 
-    events: dict[str, list[Any]] = field(
-        default_factory=lambda: {name: [] for name in EVENT_SCHEMA.names}
-    )
-    customers: dict[str, list[Any]] = field(
-        default_factory=lambda: {"customer_id": [], "traits": []}
-    )
-    links: list[tuple[str, str]] = field(default_factory=list)
+    events: pa.Table
+    customers: pa.Table
+    links: list[tuple[str, str]]
 
-    def extend(self, other: Rows) -> None:
-        for name, values in other.events.items():
-            self.events[name].extend(values)
-        for name, values in other.customers.items():
-            self.customers[name].extend(values)
-        self.links.extend(other.links)
+    @classmethod
+    def concat(cls, parts: list[Rows]) -> Rows:
+        """Several requests' rows as one (Arrow concatenation copies no data)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            pa.concat_tables([p.events for p in parts]),
+            pa.concat_tables([p.customers for p in parts]),
+            [link for p in parts for link in p.links],
+        )
 
 
-def _properties(msg: _Message, ctx: Object, client_ip: str | None) -> tuple[Object, dict[str, str]]:
+def _properties(m: Fields, client_ip: str | None) -> tuple[Object, dict[str, str]]:
     """The event's properties (with ``context_*`` fields) and its UTM campaign fields."""
-    if isinstance(msg, Identify | Group):
-        props = dict(msg.traits or {})
-        if isinstance(msg, Group):
-            props["group_id"] = str(msg.groupId)
-    else:
-        props = dict(getattr(msg, "properties", None) or {})
-        if isinstance(msg, Page | Screen):
-            if msg.name is not None:
-                props.setdefault("name", msg.name)
-            if msg.category is not None:
-                props.setdefault("category", msg.category)
+    props = dict(m.body) if m.body else {}
+    if m.kind == "group":
+        props["group_id"] = m.other_id
+    elif m.kind == "page" or m.kind == "screen":
+        if m.name is not None:
+            props.setdefault("name", m.name)
+        if m.category is not None:
+            props.setdefault("category", m.category)
+    ctx = m.context
     for src, dst in _CONTEXT_KEYS:
         value = ctx.get(src)
         if value is not None:
@@ -359,41 +532,54 @@ def _properties(msg: _Message, ctx: Object, client_ip: str | None) -> tuple[Obje
     return props, utm
 
 
-def to_rows(
-    messages: list[tuple[int, _Message]], received: datetime, client_ip: str | None
-) -> Rows:
-    """Store rows for validated messages; ``received`` is aware UTC."""
-    rows = Rows()
-    ev = rows.events
-    ids, customers, names, times = ev["event_id"], ev["customer_id"], ev["event"], ev["ts"]
-    sessions, channels, campaigns = ev["session_id"], ev["channel"], ev["campaign"]
-    revenues, properties = ev["revenue"], ev["properties"]
+def to_rows(messages: list[Fields], client_ip: str | None) -> Rows:
+    """Store rows (Arrow tables) for validated messages."""
+    ids: list[str] = []
+    customers: list[str] = []
+    names: list[str] = []
+    times: list[datetime] = []
+    sessions: list[str | None] = []
+    channels: list[str | None] = []
+    campaigns: list[str | None] = []
+    revenues: list[float | None] = []
+    properties: list[str] = []
+    trait_ids: list[str] = []
+    traits: list[str] = []
     links: dict[tuple[str, str], None] = {}  # each pair once, in order
-    for _, msg in messages:
-        user = None if msg.userId is None else str(msg.userId)
-        anon = None if msg.anonymousId is None else str(msg.anonymousId)
-        if isinstance(msg, Alias):
-            assert user is not None  # checked
-            links[(str(msg.previousId), user)] = None
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    for m in messages:
+        user, anon = m.user, m.anon
+        if m.kind == "alias":
+            assert user is not None and m.other_id is not None  # checked
+            links[(m.other_id, user)] = None
             continue
         customer = user or anon
         assert customer is not None  # checked
         if user and anon and user != anon:
             links[(anon, user)] = None
-        if isinstance(msg, Identify):
-            rows.customers["customer_id"].append(customer)
-            rows.customers["traits"].append(orjson.dumps(msg.traits or {}).decode())
-        ctx = msg.context or {}
-        props, utm = _properties(msg, ctx, client_ip)
-        session = ctx.get("sessionId") or props.get("session_id") or props.get("sessionId")
-        ids.append(msg.messageId or str(uuid.uuid4()))
+        if m.kind == "identify":
+            trait_ids.append(customer)
+            traits.append(dumps(m.body or {}).decode())
+        props, utm = _properties(m, client_ip)
+        session = m.context.get("sessionId") or props.get("session_id") or props.get("sessionId")
+        ids.append(m.message_id or str(uuid.uuid4()))
         customers.append(customer)
-        names.append(_event_name(msg))
-        times.append(event_time(msg, received))
+        names.append(m.name if m.kind == "track" else _EVENT_NAMES[m.kind])  # type: ignore[arg-type]
+        times.append(m.time)
         sessions.append(None if session is None else str(session))
         channels.append(utm.get("source"))
         campaigns.append(utm.get("name"))
         revenues.append(_number(props.get("revenue")))
-        properties.append(orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode())
-    rows.links = list(links)
-    return rows
+        properties.append(dumps(props, option=sort_keys).decode())
+    columns = (ids, customers, names, times, sessions, channels, campaigns, revenues, properties)
+    return Rows(
+        pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(columns, EVENT_SCHEMA, strict=True)],
+            schema=EVENT_SCHEMA,
+        ),
+        pa.Table.from_arrays(
+            [pa.array(trait_ids, pa.string()), pa.array(traits, pa.string())],
+            schema=CUSTOMER_SCHEMA,
+        ),
+        list(links),
+    )

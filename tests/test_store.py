@@ -184,3 +184,79 @@ def test_funnel_customers_lists_who_reached_what():
         ("b", 1, True),
     ]
     assert rows[0]["step_2"].second == 0 and rows[0]["step_2"].minute == 1
+
+
+def _version_2_database(path, batch: pa.Table) -> None:
+    """A database as loudou left it at schema version 2 (events keyed by a VARCHAR primary key)."""
+    import duckdb
+
+    from loudou.store.duckdb import MIGRATIONS
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    for migration in MIGRATIONS[:2]:
+        migration(con)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    con.register("b", batch)
+    con.execute("INSERT INTO events SELECT * FROM b")
+    con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM b")
+    con.close()
+
+
+def test_version_2_database_upgrades_keeping_events_in_order_and_deduplication(tmp_path):
+    path = tmp_path / "old.duckdb"
+    old = events_table({"a": [("view", 0), ("buy", 60)], "b": [("view", 5), ("buy", 9)]})
+    _version_2_database(path, old)
+    store = loudou.connect(path)
+    assert store.schema_version == SCHEMA_VERSION == 3
+    rows = store.query("SELECT event_id FROM events ORDER BY rowid").column("event_id").to_pylist()
+    assert rows == old.column("event_id").to_pylist()
+    keys = store.query("SELECT count(*) AS n FROM event_keys").column("n").to_pylist()
+    assert keys == [4]
+    again = store.insert_events(old)
+    assert (again.inserted, again.duplicates) == (0, 4)
+    more = events_table({"c": [("view", 1)]})
+    assert store.insert_events(more).inserted == 1
+    store.close()
+    reopened = loudou.connect(path, read_only=True)
+    assert reopened.counts()["events"] == 5
+    reopened.close()
+
+
+def test_events_with_repeated_ids_in_one_batch_keep_the_first():
+    store = loudou.connect(":memory:")
+    first = events_table({"a": [("view", 0), ("buy", 60)]})
+    assert store.insert_events(first).inserted == 2
+    ids = first.column("event_id").to_pylist()
+    # one stored id, one new id twice (the first copy wins), one new id once
+    batch = pa.concat_tables([first.slice(1, 1), events_table({"x": [("late", 5)]})] * 2)
+    batch = batch.set_column(0, "event_id", pa.array([ids[1], "n1", ids[1], "n1"]))
+    batch = batch.set_column(
+        2, "event", pa.array(["dup", "first copy", "dup", "second copy"], pa.string())
+    )
+    result = store.insert_events(batch)
+    assert (result.inserted, result.duplicates) == (1, 3)
+    rows = store.query("SELECT event_id, event FROM events ORDER BY rowid").to_pylist()
+    assert [(r["event_id"], r["event"]) for r in rows] == [
+        (ids[0], "view"),
+        (ids[1], "buy"),
+        ("n1", "first copy"),
+    ]
+    seen = store.query("SELECT customer_id FROM customers ORDER BY 1").column("customer_id")
+    assert seen.to_pylist() == ["a", "x"]
+
+
+def test_first_and_last_seen_grow_with_later_and_earlier_events():
+    store = loudou.connect(":memory:")
+    store.insert_events(events_table({"a": [("view", 3600)]}))
+    batch = events_table({"a": [("view", 60), ("buy", 7200)], "b": [("view", 0)]})
+    batch = batch.set_column(0, "event_id", pa.array(["e1", "e2", "e3"]))
+    store.insert_events(batch)
+    rows = store.query(
+        "SELECT customer_id, epoch(first_seen) AS f, epoch(last_seen) AS l FROM customers ORDER BY 1"
+    ).to_pylist()
+    base = rows[1]["f"]
+    assert [(r["customer_id"], r["f"] - base, r["l"] - base) for r in rows] == [
+        ("a", 60, 7200),
+        ("b", 0, 0),
+    ]

@@ -63,6 +63,7 @@ def import_file(
     tz: str = "UTC",
     rejects_path: str | Path | None = None,
     batch_rows: int = 100_000,
+    write_rows: int = 1_000_000,
     progress: bool = False,
 ) -> ImportSummary:
     """Import ``path`` as ``kind`` ("events", "customers" or "spend") into ``store``.
@@ -81,6 +82,9 @@ def import_file(
     are rejects) with columns ``line, reason`` and the row's original values. ``line`` counts the
     CSV/TSV header as line 1 (data starts at line 2); for JSON Lines it is the line in the file,
     for Parquet the row number. ``progress`` shows a progress bar by bytes on stderr.
+
+    Files are read ``batch_rows`` at a time; good rows are written ``write_rows`` at a time (one
+    transaction each), as each write has a fixed cost (a commit, the customers' first/last seen).
     """
     source = Path(path)
     spec = _spec(kind)
@@ -91,10 +95,12 @@ def import_file(
     check_mapping(spec, fields)
     if batch_rows < 1:
         raise ImportError_("must be at least 1", "batch_rows")
+    if write_rows < 1:
+        raise ImportError_("must be at least 1", "write_rows")
     rejects = RejectsFile(
         Path(rejects_path) if rejects_path else source.with_name(source.name + ".rejects.csv")
     )
-    job = _Import(store, spec, zone, fields, rejects, source, batch_rows)
+    job = _Import(store, spec, zone, fields, rejects, source, batch_rows, write_rows)
     meter = Meter(source.stat().st_size)
     try:
         with _progress_bar(progress, meter, source) as tick:
@@ -172,9 +178,13 @@ class _Import:
         rejects: RejectsFile,
         path: Path,
         batch_rows: int,
+        write_rows: int,
     ) -> None:
         self.store, self.spec, self.tz, self.mapping = store, spec, tz, mapping
         self.rejects, self.path, self.batch_rows = rejects, path, batch_rows
+        self.write_rows = write_rows
+        self.pending: list[pa.Table] = []  # good rows not yet written
+        self.pending_rows = 0
         self.rows = self.loaded = self.duplicates = 0
         self.resolved = False
         self.spend = _SpendTotals() if spec.kind == "spend" else None
@@ -208,6 +218,17 @@ class _Import:
             return
         if table.num_rows == 0:
             return
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= self.write_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the good rows gathered so far."""
+        if not self.pending:
+            return
+        table = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
         write = (
             self.store.insert_events if self.spec.kind == "events" else self.store.upsert_customers
         )
@@ -216,8 +237,9 @@ class _Import:
         self.duplicates += result.duplicates
 
     def finish(self) -> None:
-        """Spend is summed per day, channel and campaign over the whole file, then written, so the
-        stored amount does not depend on where batches happen to split."""
+        """Write what is pending. Spend is summed per day, channel and campaign over the whole
+        file, then written, so the stored amount does not depend on where batches happen to split."""
+        self.flush()
         if self.spend is None:
             return
         for table in self.spend.tables(self.batch_rows):
@@ -290,6 +312,7 @@ def _guarded(batches: Iterator[RawBatch], job: _Import) -> Iterator[RawBatch]:
         except ImportError_:
             raise
         except _READ_ERRORS as e:
+            job.flush()  # the good rows read before the problem are kept
             raise ImportError_(_read_failure(job, e)) from None
         yield batch
 

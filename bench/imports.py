@@ -1,0 +1,179 @@
+"""Import benchmark: generates N events, writes them as Parquet and CSV (optionally gzip), and times
+``loudou import events FILE`` end to end (a new process, as a user runs it) on a fresh database,
+then a second import of the same file into the same database (idempotent: adds nothing).
+
+    .venv/bin/python bench/imports.py                      # 2M events, table
+    .venv/bin/python bench/imports.py --events 10M --gzip --json
+
+Events look like a product-analytics export: an event id (uuid-like, unless --no-ids, then loudou
+hashes each row), 50k customers, 20 event names, ISO timestamps over six months (in time order, as
+exports usually are), session, channel, campaign, revenue on purchases, and two free properties.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+LOUDOU = [sys.executable, "-m", "loudou.cli"]
+_EVENTS = [f"event_{i:02d}" for i in range(18)] + ["signup", "purchase"]
+_CHANNELS = ["search", "social", "email", "referral", "offline", None]
+
+
+def count(text: str) -> int:
+    """'2M', '500k', '2000000' -> int."""
+    t = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    return int(float(t[:-1] if scale > 1 else t) * scale)
+
+
+def make_events(n: int, *, ids: bool, seed: int = 7) -> pa.Table:
+    """``n`` synthetic events in time order."""
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2025-01-01T00:00:00", "us").astype(np.int64)
+    span = 182 * 86_400_000_000
+    ts = np.sort(start + rng.integers(0, span, n)) // 1000 * 1000  # whole milliseconds
+    customers = rng.integers(0, 50_000, n)
+    events = rng.choice(len(_EVENTS), n, p=_weights())
+    cust = pc.binary_join_element_wise("c", pa.array(customers).cast(pa.string()), "")
+    cols: dict[str, pa.Array] = {}
+    if ids:
+        hi = rng.integers(0, 2**62, n)
+        cols["event_id"] = pc.binary_join_element_wise(
+            "evt-", pa.array(hi).cast(pa.string()), pa.array(np.arange(n)).cast(pa.string()), "-"
+        )
+    purchase = events == _EVENTS.index("purchase")
+    revenue = np.where(purchase, np.round(rng.gamma(2.0, 40.0, n), 2), np.nan)
+    cols |= {
+        "customer_id": cust,
+        "event": pa.array(np.array(_EVENTS, dtype=object)[events], pa.string()),
+        "ts": pa.array(ts, pa.timestamp("us")),
+        "session_id": pc.binary_join_element_wise(
+            cust, pa.array(ts // 3_600_000_000).cast(pa.string()), "-"
+        ),
+        "channel": pa.array(
+            np.array(_CHANNELS, dtype=object)[rng.integers(0, len(_CHANNELS), n)], pa.string()
+        ),
+        "campaign": pa.array(
+            np.array([f"cmp{i}" for i in range(30)], dtype=object)[rng.integers(0, 30, n)]
+        ),
+        "revenue": pa.array(revenue, pa.float64(), from_pandas=True),
+        "page": pa.array(
+            np.array([f"/p/{i}" for i in range(200)], dtype=object)[rng.integers(0, 200, n)]
+        ),
+        "plan": pa.array(np.array(["free", "pro", "team"], dtype=object)[rng.integers(0, 3, n)]),
+    }
+    return pa.table(cols)
+
+
+def _weights() -> np.ndarray:
+    w = np.ones(len(_EVENTS))
+    w[-2:] = 0.2
+    return w / w.sum()
+
+
+def write_files(table: pa.Table, folder: Path, *, gz: bool) -> dict[str, Path]:
+    """The same events as Parquet and CSV (ISO 8601 times in CSV, as exports write them)."""
+    paths = {"parquet": folder / "events.parquet", "csv": folder / "events.csv"}
+    pq.write_table(table, paths["parquet"], row_group_size=256_000)
+    iso = pc.strftime(table["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")  # %f gives nanoseconds' digits
+    iso = pc.utf8_replace_slice(iso, 23, 29, "")
+    text = table.set_column(table.schema.get_field_index("ts"), "ts", iso)
+    pcsv.write_csv(text, paths["csv"])
+    if gz:
+        for key in list(paths):
+            target = paths[key].with_name(paths[key].name + ".gz")
+            with open(paths[key], "rb") as src, gzip.open(target, "wb", compresslevel=1) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            paths[key + ".gz"] = target
+    return paths
+
+
+def run_import(path: Path, db: Path) -> tuple[float, dict[str, object]]:
+    """Seconds for one ``loudou import events`` process, and its --json summary."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    begin = time.perf_counter()
+    proc = subprocess.run(
+        [*LOUDOU, "import", "events", str(path), "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    seconds = time.perf_counter() - begin
+    if proc.returncode != 0:
+        raise SystemExit(f"import of {path.name} failed:\n{proc.stderr}")
+    return seconds, json.loads(proc.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=count, default=2_000_000, help="e.g. 2M (default)")
+    parser.add_argument("--gzip", action="store_true", help="also time .csv.gz and .parquet.gz")
+    parser.add_argument("--no-ids", action="store_true", help="no event_id column: rows hashed")
+    parser.add_argument("--only", choices=["parquet", "csv"], help="time one format only")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args()
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="loudou-bench-") as folder:
+        table = make_events(args.events, ids=not args.no_ids)
+        paths = write_files(table, Path(folder), gz=args.gzip)
+        del table
+        for fmt, path in paths.items():
+            if args.only and not fmt.startswith(args.only):
+                continue
+            db = Path(folder) / f"{fmt}.duckdb"
+            first, summary = run_import(path, db)
+            again, repeat = run_import(path, db)
+            if summary["loaded"] != args.events or repeat["loaded"] != 0:
+                raise SystemExit(f"{fmt}: unexpected counts {summary} then {repeat}")
+            results.append(
+                {
+                    "format": fmt,
+                    "bytes": path.stat().st_size,
+                    "seconds": round(first, 3),
+                    "events_per_second": round(args.events / first),
+                    "reimport_seconds": round(again, 3),
+                    "reimport_events_per_second": round(args.events / again),
+                }
+            )
+    report = {
+        "events": args.events,
+        "event_ids": not args.no_ids,
+        "load_average": os.getloadavg()[0],
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{args.events:,} events, event ids {'in the file' if not args.no_ids else 'hashed'}")
+    print(
+        f"{'file':<12} {'MB':>7} {'import s':>9} {'events/s':>11} {'re-import s':>12} {'events/s':>11}"
+    )
+    for r in results:
+        print(
+            f"{r['format']:<12} {r['bytes'] / 1e6:>7.1f} {r['seconds']:>9.2f} "
+            f"{r['events_per_second']:>11,} {r['reimport_seconds']:>12.2f} "
+            f"{r['reimport_events_per_second']:>11,}"
+        )
+    print(f"load average {report['load_average']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

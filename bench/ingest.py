@@ -92,15 +92,26 @@ def server_commits(url: str) -> int:
         return int(json.load(r)["commits"])
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (Linux /proc), or 0 when unknown."""
+    """User + system CPU time of a process and its live children (the server's parser
+    processes), from Linux /proc; 0 when unknown."""
     if pid is None:
         return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is not None and (int(entry.name) == pid or int(fields[1]) == pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(

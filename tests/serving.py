@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -69,15 +70,42 @@ class Server:
                 self.kill()
 
 
-def start(db: Path, keys: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Server:
-    """Serve ``db`` (creating keys if none are given) and wait until it answers."""
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[
+                1
+            ] == str(pid):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def start(
+    db: Path,
+    keys: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    max_file_bytes: int | None = None,
+) -> Server:
+    """Serve ``db`` (creating keys if none are given) and wait until it answers.
+    ``max_file_bytes`` limits the size of files the server may write (RLIMIT_FSIZE), so that
+    its writes fail like on a full disk."""
     keys = keys if keys is not None else make_keys(db)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "loudou", "serve", "--db", str(db), "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=limit if max_file_bytes is not None else None,  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import httpx
 
 import loudou
 
-from serving import start
+from serving import children, make_keys, start
 
 
 def test_kill_9_keeps_every_acknowledged_event(tmp_path: Path) -> None:
@@ -43,6 +43,8 @@ def test_kill_9_keeps_every_acknowledged_event(tmp_path: Path) -> None:
                 if not ok:
                     return
 
+    parsers = children(srv.proc.pid)
+    assert parsers  # the parser process (loudou serve --parsers 1)
     threads = [threading.Thread(target=client, args=(c,)) for c in range(6)]
     for t in threads:
         t.start()
@@ -52,6 +54,10 @@ def test_kill_9_keeps_every_acknowledged_event(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(acked) > 1000
+    deadline = time.monotonic() + 10  # the parser process exits with its server
+    while any(Path(f"/proc/{pid}").exists() for pid in parsers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in parsers)
 
     store = loudou.connect(db)  # replays the WAL
     stored = store.query("SELECT event_id FROM events").column("event_id").to_pylist()  # type: ignore[attr-defined]
@@ -70,3 +76,35 @@ def test_kill_9_keeps_every_acknowledged_event(tmp_path: Path) -> None:
     store = loudou.connect(db)
     assert store.counts()["events"] == len(sent)  # exactly once
     store.close()
+
+
+def test_a_failed_commit_is_a_503_and_the_server_stays_up(tmp_path: Path) -> None:
+    """Writes fail as on a full disk (a file size limit): the requests of that commit get a 503 in
+    the one error shape, nothing is acknowledged that was not stored, and the server answers on."""
+    db = tmp_path / "full.duckdb"
+    keys = make_keys(db)
+    limit = db.stat().st_size + 256 * 1024
+    srv = start(db, keys, max_file_bytes=limit)
+    acked: set[str] = set()
+    try:
+        with srv.client() as http:
+            for n in range(200):
+                batch = [
+                    {"type": "track", "userId": "f", "event": "e", "messageId": f"f{n}-{i}"}
+                    | {"properties": {"pad": "x" * 2000}}
+                    for i in range(10)
+                ]
+                r = http.post("/v1/batch", json={"batch": batch})
+                if r.status_code != 200:
+                    break
+                acked.update(m["messageId"] for m in batch)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+        assert httpx.get(srv.url + "/v1/health").status_code == 200  # still up
+    finally:
+        srv.kill()
+    assert acked
+    store = loudou.connect(db)
+    stored = set(store.query("SELECT event_id FROM events").column("event_id").to_pylist())  # type: ignore[attr-defined]
+    store.close()
+    assert acked <= stored

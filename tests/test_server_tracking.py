@@ -408,3 +408,56 @@ def test_any_json_gets_a_json_answer_never_a_5xx(server: Server, body: object) -
             r = http.post(path, content=json.dumps(body).encode())
             assert r.status_code in (200, 400, 413), r.text
             assert "success" in r.json() or r.json()["error"]["code"]
+
+
+def test_parser_process_answers_as_the_server_would(server: Server) -> None:
+    """A batch over 8 KB is parsed in the parser process, small ones in the server's: the same
+    messages give the same rejections and the same stored rows either way."""
+    kinds = ["track", "page", "identify", "group", "screen"]
+    messages = []
+    for i in range(120):
+        m = {
+            "type": kinds[i % 5],
+            "userId": f"pp-{i % 7}",
+            "anonymousId": f"pa-{i % 3}",
+            "event": f"E{i % 4}",
+            "groupId": "g",
+            "timestamp": f"2025-04-0{1 + i % 9}T10:00:0{i % 10}+02:00",
+            "properties": {"revenue": i, "url": f"https://x.example/?utm_source=s{i % 2}"},
+            "traits": {"n": i},
+            "context": {"ip": "10.0.0.1", "campaign": {"source": "ad"}} if i % 2 else None,
+        }
+        if i % 17 == 0:
+            m["timestamp"] = "2999-01-01T00:00:00Z"  # rejected: in the future
+        if i % 23 == 0:
+            m["userId"] = ["bad"]  # rejected: wrong type
+        messages.append(m)
+
+    def sent(prefix: str) -> list[dict]:
+        return [{**m, "messageId": f"{prefix}-{i}"} for i, m in enumerate(messages)]
+
+    big = {"batch": sent("big")}
+    assert len(json.dumps(big)) > 8 * 1024
+    r = server.post("/v1/batch", big)
+    assert r.status_code == 200, r.text
+    small_rejected = []
+    for start_at in range(0, 120, 10):  # under 8 KB each
+        part = sent("small")[start_at : start_at + 10]
+        got = server.post("/v1/batch", {"batch": part}).json()
+        small_rejected += [{**p, "index": p["index"] + start_at} for p in got["rejected"]]
+    for p in small_rejected:
+        p["field"] = re.sub(r"\[\d+\]", f"[{p['index']}]", p["field"])
+    bad = {i for i in range(120) if i % 17 == 0 or i % 23 == 0}
+    assert r.json()["rejected"] == small_rejected
+    assert [p["index"] for p in small_rejected] == sorted(bad)
+    stored = {
+        e["event_id"]: e
+        for c in range(7)
+        for e in events_of(server, customer_id=f"pp-{c}")
+        if e["event_id"][:4] in ("big-", "smal")
+    }
+    assert len(stored) == 2 * (120 - len(bad))
+    for i in range(120):
+        if f"big-{i}" in stored:
+            a, b = stored[f"big-{i}"], stored[f"small-{i}"]
+            assert {**a, "event_id": ""} == {**b, "event_id": ""}

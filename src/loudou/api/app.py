@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from loudou.api import errors
 from loudou.api.discovery import ServerInfo, remove_info, write_info
 from loudou.api.keys import KeyRing
+from loudou.api.parsers import ParserPool
 from loudou.api.writer import GroupWriter
 from loudou.store.base import ApiKey
 
@@ -35,6 +36,7 @@ class ServerState:
     writer: GroupWriter
     ring: KeyRing
     readers: queue.Queue[tuple[Any, int, int]] = field(default_factory=queue.Queue)
+    parsers: ParserPool = field(default_factory=lambda: ParserPool(0))
     local_key: ApiKey | None = None  # the admin token in <db>.server.json, for local CLI use
 
     @contextlib.contextmanager
@@ -53,8 +55,9 @@ class ServerState:
             self.readers.put((store, commits, relinked))
 
 
-def create_app(db: str, url: str | None = None) -> FastAPI:
-    """The server for the database at ``db``; ``url`` is where it listens, for other processes."""
+def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
+    """The server for the database at ``db``; ``url`` is where it listens, for other processes;
+    ``parsers`` worker processes parse and validate tracking batches (see api/parsers.py)."""
     from loudou.store.duckdb import DuckDBStore
 
     path = str(Path(db).expanduser().resolve()) if db != ":memory:" else db
@@ -66,6 +69,8 @@ def create_app(db: str, url: str | None = None) -> FastAPI:
         ring = KeyRing(store.list_keys())
         local = ApiKey("local", "admin", "", datetime.now(UTC).replace(tzinfo=None), name="local")
         state = ServerState(path, GroupWriter(store), ring, local_key=_with_hash(local, token))
+        state.parsers = ParserPool(parsers)
+        await state.parsers.start()
         ring.add(state.local_key)  # type: ignore[arg-type]
         for _ in range(READERS):
             state.readers.put((store.reader(), 0, 0))
@@ -77,6 +82,7 @@ def create_app(db: str, url: str | None = None) -> FastAPI:
         finally:
             if path != ":memory:":
                 remove_info(path)
+            await state.parsers.close()
             state.writer.close()
             while not state.readers.empty():
                 state.readers.get()[0].close()

@@ -17,16 +17,14 @@ from starlette.responses import Response
 
 from loudou.api.auth import authorize, header_key
 from loudou.api.errors import ApiError, json_response, problem_response
+from loudou.api.parsers import ParserGone
 from loudou.ingest.segment import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     MESSAGE_TYPES,
     Batch,
+    Parsed,
     Problem,
-    parse_body,
-    to_rows,
-    validate_batch,
-    validate_one,
 )
 
 router = APIRouter(tags=["tracking"])
@@ -62,27 +60,28 @@ async def ingest(request: Request, kind: str) -> Response:
     if secret is not None:  # refuse bad keys before reading anything
         authorize(state, secret, _WRITERS, "send events")
     body = await read_body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES)
-    data = body if isinstance(body, Problem) else parse_body(body)
-    if secret is None:
-        found = data.get("writeKey") if isinstance(data, dict) else None
-        authorize(state, found if isinstance(found, str) else None, _WRITERS, "send events")
-    if isinstance(data, Problem):
-        return problem_response(data)
-    if kind == "batch":
-        accepted = validate_batch(data, len(body), received)  # type: ignore[arg-type]
+    if isinstance(body, Problem):
+        parsed = Parsed(problem=body)
     else:
-        accepted = validate_one(data, kind, received)
-    rejected = accepted.problems
-    if not accepted.messages and rejected:
+        client = request.client.host if request.client else None
+        try:
+            parsed = await state.parsers.parse(kind, body, received, client)
+        except ParserGone:
+            raise ApiError("unavailable", "could not parse the events; retry", None) from None
+    if secret is None:
+        authorize(state, parsed.key, _WRITERS, "send events")
+    if parsed.problem is not None:
+        return problem_response(parsed.problem)
+    rejected = parsed.problems
+    if parsed.rows is None and rejected:
         return problem_response(rejected[0], rejected if kind == "batch" else None)
-    if not accepted.messages:  # an empty batch: nothing wrong, nothing to store
+    if parsed.rows is None:  # an empty batch: nothing wrong, nothing to store
         return json_response({"success": True, "accepted": 0, "rejected": []})
-    client = request.client.host if request.client else None
     try:
-        await state.writer.write(to_rows(accepted.messages, client))
+        await state.writer.write(parsed.rows)
     except Exception:
         raise ApiError("unavailable", "could not store the events; retry", None) from None
-    result: dict[str, Any] = {"success": True, "accepted": len(accepted.messages)}
+    result: dict[str, Any] = {"success": True, "accepted": parsed.accepted}
     if kind == "batch":
         result["rejected"] = [p.to_dict() for p in rejected]
     return json_response(result)

@@ -17,6 +17,13 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request (no secrets).")
     ] = False,
+    parsers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes that parse and validate event batches (0: in the server's).",
+        ),
+    ] = 1,
     db: DbOpt = None,
 ) -> None:
     """Serve the Segment-compatible tracking API, the query API and /static/loudou.js.
@@ -43,7 +50,7 @@ def serve(
     # a short switch interval stops it waiting up to 5 ms for the event loop each time.
     sys.setswitchinterval(0.0005)
     uvicorn.run(
-        create_app(path, url),
+        create_app(path, url, parsers),
         host=host,
         port=port,
         log_level="info" if access_log else "warning",

@@ -583,3 +583,30 @@ def to_rows(messages: list[Fields], client_ip: str | None) -> Rows:
         ),
         list(links),
     )
+
+
+@dataclass
+class Parsed:
+    """A tracking request's body, parsed and validated: what the handler needs to answer."""
+
+    key: str | None = None  # a ``writeKey`` field of the body, if any
+    problem: Problem | None = None  # the body as a whole is unusable
+    accepted: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    rows: Rows | None = None  # the accepted messages' rows
+
+
+def parse_request(kind: str, body: bytes, received: datetime, client_ip: str | None) -> Parsed:
+    """Everything a tracking request needs done before its rows are stored (pure, so it can run
+    in a worker process)."""
+    data = parse_body(body)
+    if isinstance(data, Problem):
+        return Parsed(problem=data)
+    found = data.get("writeKey") if isinstance(data, dict) else None
+    key = found if isinstance(found, str) else None
+    if kind == "batch":
+        accepted = validate_batch(data, len(body), received)
+    else:
+        accepted = validate_one(data, kind, received)
+    rows = to_rows(accepted.messages, client_ip) if accepted.messages else None
+    return Parsed(key, None, len(accepted.messages), accepted.problems, rows)

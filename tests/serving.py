@@ -89,12 +89,13 @@ def start(
     keys: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
     max_file_bytes: int | None = None,
+    port: int | None = None,
 ) -> Server:
     """Serve ``db`` (creating keys if none are given) and wait until it answers.
     ``max_file_bytes`` limits the size of files the server may write (RLIMIT_FSIZE), so that
     its writes fail like on a full disk."""
     keys = keys if keys is not None else make_keys(db)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
 
     def limit() -> None:

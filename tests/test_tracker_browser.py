@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serving import Server, start
+from serving import Server, free_port, make_keys, start
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -46,8 +48,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def site(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A web site on its own 127.0.0.1 port (another origin than the server)."""
-    root = tmp_path_factory.mktemp("site")
-    (root / "index.html").write_text(PAGE.format(server=server.url, key=server.keys["write"]))
+    with serve_site(tmp_path_factory.mktemp("site"), server.url, server.keys["write"]) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_site(root: Path, server_url: str, key: str) -> Iterator[str]:
+    (root / "index.html").write_text(PAGE.format(server=server_url, key=key))
     (root / "other.html").write_text("<html><body>other</body></html>")
 
     class Quiet(SimpleHTTPRequestHandler):
@@ -56,8 +63,10 @@ def site(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +128,45 @@ def test_queue_goes_out_with_send_beacon_on_page_hide(
     events = wait_for(server, lambda ev: any(e["event"] == "Left Early" for e in ev))
     assert any(e["event"] == "Left Early" for e in events)
     context.close()
+
+
+def test_failed_batch_is_kept_and_retried(tmp_path: Path, browser: Any) -> None:
+    """A batch answered 503 (a real one: the server's disk is full) stays queued; while the server
+    restarts, sending fails; once it is back, the retry stores each message once."""
+    db = tmp_path / "retry.duckdb"
+    keys = make_keys(db)
+    port = free_port()
+    full = start(db, keys, port=port, max_file_bytes=db.stat().st_size + 256 * 1024)
+    with full.client() as http:  # fill the disk until even the smallest commit fails
+        for pad, count in ((2000, 10), (200, 10), (0, 1)):
+            for n in range(300):
+                batch = [
+                    {
+                        "type": "track",
+                        "userId": "pad",
+                        "event": "pad",
+                        "messageId": f"{pad}-{n}-{i}",
+                    }
+                    | {"properties": {"pad": "x" * pad}}
+                    for i in range(count)
+                ]
+                if http.post("/v1/batch", json={"batch": batch}).status_code == 503:
+                    break
+    statuses: list[int] = []
+    with serve_site(tmp_path, full.url, keys["write"]) as site:
+        page = browser.new_page()
+        page.on("response", lambda r: statuses.append(r.status) if "/v1/batch" in r.url else None)
+        page.goto(f"{site}/index.html")
+        page.evaluate("loudou.track('Retried', {n: 1}); loudou.flush()")
+        page.wait_for_function("loudou.queue().some(m => m.event === 'Retried')")  # kept
+        assert 503 in statuses
+        full.kill()
+        healthy = start(db, keys, port=port)  # same address: the tracker retries every 2 s
+        try:
+            events = wait_for(healthy, lambda ev: any(e["event"] == "Retried" for e in ev))
+            assert page.evaluate("loudou.queue().length") == 0
+        finally:
+            page.close()
+            healthy.stop()
+    mine = [e["event"] for e in events if e["event"] != "pad"]
+    assert sorted(mine) == ["Retried", "page_view"]  # each once

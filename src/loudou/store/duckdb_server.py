@@ -116,7 +116,10 @@ class ServerAbilities:
             return inserted
 
         relinked = self.relinked
-        inserted = self._in_transaction({"_batch": events, "_traits": customers}, work)
+        tables = {"_batch": events}
+        if customers.num_rows:  # registering a table costs about as much as a small insert
+            tables["_traits"] = customers
+        inserted = self._in_transaction(tables, work)
         self.external_write(rewritten=self.relinked != relinked)  # this store's own cache too
         return WriteResult(inserted=inserted, duplicates=events.num_rows - inserted)
 

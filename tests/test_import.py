@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 import loudou
 from loudou.errors import ImportError_
 from loudou.ingest import formats
-from loudou.ingest.columns import ArrowColumn, TextColumn, dumps
+from loudou.ingest.columns import ArrowColumn, TextColumn, clean_strings, dumps
 from loudou.ingest.files import ImportSummary, import_file
 from loudou.ingest.formats import RawBatch
 from loudou.ingest.tables import Resolution, objects
@@ -871,3 +872,47 @@ def test_malformed_row_after_several_batches_keeps_exact_lines(
     assert len(spy.writes) >= 6 and max(spy.writes) < 1000  # flushed once 500 rows are pending
     ids = {r[0] for r in store.con.execute("SELECT customer_id FROM events").fetchall()}
     assert ids == {f"u{i}" for i in range(6000)} - {"u4499"}
+
+
+# -- fast paths for clean columns give what the general path gives ---------------------------------
+edge_text = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(["", " a", "a ", "\ta", "a\n", "\u3000x", "x\u00a0", "é", "ok", "2025"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), edge_text), min_size=1, max_size=8), st.integers(0, 3))
+def test_clean_strings_equal_trim_and_blank_to_null(values: list[str | None], cut: int) -> None:
+    arr = pa.array(["  pad  ", *values], pa.string()).slice(1)  # a slice: offsets start past 0
+    arr = arr.slice(min(cut, len(values) - 1))
+    trimmed = pc.utf8_trim_whitespace(arr)  # the general path, always taken before
+    expected = pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+    assert clean_strings(arr).to_pylist() == expected.to_pylist()
+
+
+zoned = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2060, 1, 1)).map(
+    lambda d: d.isoformat() + "Z"
+)
+naive = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2060, 1, 1)).map(
+    lambda d: d.isoformat(sep=" ")
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.one_of(st.none(), zoned), min_size=1, max_size=6),
+        st.lists(st.one_of(st.none(), naive), min_size=1, max_size=6),
+        st.lists(st.one_of(st.none(), zoned, naive, st.just(""), st.just("x")), max_size=6),
+    ),
+    st.sampled_from(["UTC", "Asia/Shanghai", "America/New_York"]),
+)
+def test_whole_column_time_cast_equals_value_by_value(values: list[str | None], zone: str) -> None:
+    tz = resolve_tz(zone)
+    us, status = parse_times(pa.array(values, pa.string()), tz)
+    for i, v in enumerate(values):
+        one_us, one_status = parse_times(pa.array([v, "not a time"], pa.string()), tz)
+        assert status[i] == one_status[0], v  # the second value forces the general path
+        if status[i] == OK:
+            assert us[i] == one_us[0], v

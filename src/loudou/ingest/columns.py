@@ -31,10 +31,82 @@ _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _THOUSANDS = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"
 
 
+# First bytes of text that may read as a number ('-', digits) or a boolean (t, f in any case).
+_NUMBER_START = np.zeros(256, dtype=bool)
+_NUMBER_START[[ord(c) for c in "-0123456789"]] = True
+_BOOL_START = np.zeros(256, dtype=bool)
+_BOOL_START[[ord(c) for c in "tTfF"]] = True
+
+
+def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Start and end offsets of each value and the data bytes of a string array, without
+    copying; None for other layouts or no data. These only rule work out: a null may span any
+    bytes, and an empty value's first/last byte is a neighbour's, so at worst a batch takes the
+    general path."""
+    if not isinstance(arr, pa.Array) or len(arr) == 0:
+        return None
+    if pa.types.is_string(arr.type):
+        width: type[np.integer[Any]] = np.int32
+    elif pa.types.is_large_string(arr.type):
+        width = np.int64
+    else:
+        return None
+    _, offsets_buf, data_buf = arr.buffers()
+    if offsets_buf is None or data_buf is None or data_buf.size == 0:
+        return None
+    offsets = np.frombuffer(offsets_buf, dtype=width)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    last = len(data) - 1
+    return np.minimum(offsets[:-1], last), np.clip(offsets[1:] - 1, 0, last), data
+
+
+def _may_need_trim(arr: pa.Array) -> bool:
+    """Whether some value may start or end with whitespace: a control byte, a space, or any
+    non-ASCII byte (it may belong to a Unicode space such as U+3000)."""
+    parts = _string_bytes(arr)
+    if parts is None:
+        return not _empty_data(arr)
+    first, last, data = parts
+    return any(int(e.min()) <= 32 or int(e.max()) >= 128 for e in (data[first], data[last]))
+
+
+def _empty_data(arr: pa.Array) -> bool:
+    """A string array whose values are all empty or null."""
+    if not isinstance(arr, pa.Array):
+        return False
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return False
+    data = arr.buffers()[2]
+    return data is None or data.size == 0
+
+
+def _needs_json_escape(arr: pa.Array) -> bool:
+    """Whether some value may hold a byte JSON escapes: a control character, '"' or '\\'."""
+    parts = _string_bytes(arr)
+    if parts is None:
+        return not _empty_data(arr)
+    first, last, data = parts
+    region = data[int(first[0]) : int(last[-1]) + 1]
+    if not len(region):
+        return False
+    return bool(int(region.min()) < 32 or (region == ord('"')).any() or (region == ord("\\")).any())
+
+
+def _first_byte_in(s: pa.Array, table: np.ndarray) -> np.ndarray:
+    """Mask of values whose first byte is marked in ``table`` (all True when unsure)."""
+    parts = _string_bytes(s)
+    if parts is None:
+        return np.ones(len(s), dtype=bool)
+    first, _, data = parts
+    return table[data[first]]
+
+
 def clean_strings(arr: pa.Array) -> pa.Array:
-    """Trimmed text; empty cells become null, because an empty cell means 'no value'."""
-    s = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(s, ""), pa.scalar(None, s.type), s)
+    """Trimmed text; empty cells become null, because an empty cell means 'no value'. Clean
+    columns (the usual case) skip the trim: a look at first and last bytes rules it out."""
+    s = pc.utf8_trim_whitespace(arr) if _may_need_trim(arr) else arr
+    empty = pc.equal(s, "")
+    return pc.if_else(empty, pa.scalar(None, s.type), s) if pc.any(empty).as_py() else s
 
 
 def parse_numbers(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -108,14 +180,30 @@ def _is_blank(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-def _mask(arr: pa.Array, pattern: str) -> np.ndarray:
-    m = pc.match_substring_regex(arr, pattern).fill_null(False)
-    return np.flatnonzero(np.asarray(m.to_numpy(zero_copy_only=False)))
+def _mask(arr: pa.Array, pattern: str, start: np.ndarray | None = None) -> np.ndarray:
+    """Positions of values matching ``pattern``; with ``start``, only values whose first byte
+    is marked there are tried (the regular expression is the slow part)."""
+    if start is None:
+        m = pc.match_substring_regex(arr, pattern).fill_null(False)
+        return np.flatnonzero(np.asarray(m.to_numpy(zero_copy_only=False)))
+    idx = np.flatnonzero(_first_byte_in(arr, start))
+    if not len(idx):
+        return idx
+    m = pc.match_substring_regex(arr.take(pa.array(idx)), pattern).fill_null(False)
+    return idx[np.asarray(m.to_numpy(zero_copy_only=False))]
+
+
+def _flags(n: int, idx: np.ndarray) -> pa.Array:
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    return pa.array(mask)
 
 
 def json_strings(s: pa.Array) -> pa.Array:
     """Text as JSON string literals, in bulk; the rare value with control characters goes
     through Python's encoder, so the result equals what ``dumps`` would write."""
+    if not _needs_json_escape(s):  # nothing to escape: the usual case
+        return pc.binary_join_element_wise('"', s, '"', "")
     esc = pc.replace_substring(pc.replace_substring(s, "\\", "\\\\"), '"', '\\"')
     out = pc.binary_join_element_wise('"', esc, '"', "")
     ctrl = pc.match_substring_regex(s, "[\\x00-\\x1f]").fill_null(False)
@@ -180,6 +268,7 @@ class TextColumn(Column):
 
     def __init__(self, arr: pa.Array) -> None:
         self.arr = arr
+        self._strings: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.arr)
@@ -188,18 +277,20 @@ class TextColumn(Column):
         return TextColumn(self.arr.take(idx))
 
     def strings(self) -> pa.Array:
-        return clean_strings(self.arr)
+        if self._strings is None:  # asked for by several checks of one batch
+            self._strings = clean_strings(self.arr)
+        return self._strings
 
     def json_values(self) -> list[Any]:
         s = self.strings()
         values: list[Any] = s.to_pylist()
-        for i in _mask(s, _INT_TEXT).tolist():
+        for i in _mask(s, _INT_TEXT, _NUMBER_START).tolist():
             values[i] = int(values[i])
-        for i in _mask(s, _FLOAT_TEXT).tolist():
+        for i in _mask(s, _FLOAT_TEXT, _NUMBER_START).tolist():
             f = float(values[i])
             if math.isfinite(f):
                 values[i] = f
-        for i in _mask(s, _BOOL_TEXT).tolist():
+        for i in _mask(s, _BOOL_TEXT, _BOOL_START).tolist():
             values[i] = values[i].lower() == "true"
         return values
 
@@ -208,9 +299,14 @@ class TextColumn(Column):
 
     def members(self, key_json: str) -> pa.Array:
         s = self.strings()
-        out = pc.if_else(pc.match_substring_regex(s, _INT_TEXT), s, json_strings(s))
-        out = pc.if_else(pc.match_substring_regex(s, _BOOL_TEXT), pc.utf8_lower(s), out)
-        idx = _mask(s, _FLOAT_TEXT)
+        out = json_strings(s)
+        ints = _mask(s, _INT_TEXT, _NUMBER_START)
+        if len(ints):
+            out = pc.if_else(_flags(len(s), ints), s, out)
+        bools = _mask(s, _BOOL_TEXT, _BOOL_START)
+        if len(bools):
+            out = pc.if_else(_flags(len(s), bools), pc.utf8_lower(s), out)
+        idx = _mask(s, _FLOAT_TEXT, _NUMBER_START)
         if len(idx):
             floats = [float(t) for t in s.take(pa.array(idx)).to_pylist()]
             keep = [i for i, f in zip(idx.tolist(), floats, strict=True) if math.isfinite(f)]

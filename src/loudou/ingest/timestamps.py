@@ -164,7 +164,24 @@ def _match(s: pa.Array, pattern: str) -> np.ndarray:
     )
 
 
+def _all_iso(values: pa.Array, tz: TimeZone) -> tuple[np.ndarray, np.ndarray] | None:
+    """Columns of one ISO 8601 spelling, all zoned or all naive (the usual export), in one cast
+    each; None when some value needs the general path (a cast stops at the first misfit)."""
+    for target in (pa.timestamp("us", "UTC"), pa.timestamp("us")):
+        try:
+            parsed = values.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        x = parsed.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        us = np.asarray(x) if target.tz else tz.to_utc(np.asarray(x))
+        return us, _status(values)
+    return None
+
+
 def _from_strings(values: pa.Array, tz: TimeZone) -> tuple[np.ndarray, np.ndarray]:
+    quick = _all_iso(values, tz)
+    if quick is not None:
+        return quick
     s = pc.utf8_trim_whitespace(values)
     n = len(s)
     us = np.zeros(n, np.int64)

@@ -1,4 +1,4 @@
-"""The demo generator: deterministic, complete, realistic enough, and its planted segments show."""
+"""The demo generator: deterministic, complete, realistic enough, and its planted effects show."""
 
 from __future__ import annotations
 
@@ -241,3 +241,22 @@ def test_planted_segment_converts_differently(store: Store, effect: demo.Planted
         assert segment < 0.85 * rest
     else:
         assert segment > 1.1 * rest
+
+
+def test_planted_outage_fails_payments_on_its_platform_only(
+    events: pd.DataFrame, medium: demo.DemoData
+) -> None:
+    """Checkout sessions that end in an order, during the planted outage and outside it."""
+    (outage,) = demo.PLANTED_PERIODS
+    first = pd.Timestamp(medium.start + timedelta(days=outage.first_day))
+    during_days = events.ts.between(first, first + pd.Timedelta(days=outage.days), "left")
+    checkout = (events.event == "page_view") & events.properties.str.contains('"page":"checkout"')
+    paid = events.session_id.isin(set(events.session_id[events.event == "order_completed"]))
+    device = events.properties[checkout].map(lambda p: json.loads(p)["device"])
+    rates = {}
+    for value in demo.DEVICES:
+        on = checkout & (device == value).reindex(events.index, fill_value=False)
+        rates[value] = (paid[on & during_days].mean(), paid[on & ~during_days].mean())
+    hit, other = rates.pop(outage.value), rates.popitem()[1]
+    assert hit[0] < 0.3 * hit[1]  # nine in ten first payments fail (repeat orders still go through)
+    assert abs(other[0] - other[1]) < 0.2

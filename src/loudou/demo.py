@@ -3,9 +3,11 @@
 Why: funnels, segments, CAC and CLV need data with known answers. Each customer climbs a stage
 ladder (aware → interest → consideration → intent → negotiation → purchase → repeat) whose step
 probabilities depend on their traits, so the segments in :data:`PLANTED_EFFECTS` really convert
-differently and later analyses can be checked for finding them. Journeys are not linear: visitors
-come back over several sessions and channels (B2C about 8 touches before buying, B2B 7–13), browse
-pricing and content back and forth, and B2B deals move back a stage before they close.
+differently and later analyses can be checked for finding them. Two more effects are planted for
+diagnose: a three-week payment outage on mobile (:data:`PLANTED_PERIODS`) and deals sent back from
+intent to qualification (:data:`PLANTED_LOOPS`). Journeys are not linear: visitors come back over
+several sessions and channels (B2C about 8 touches before buying, B2B 7–13), browse pricing and
+content back and forth, and some consumers leave at the checkout page.
 
 Everything is vectorised numpy drawn from one generator, so a seed gives identical tables.
 Times are naive UTC microseconds; money is CNY.
@@ -26,6 +28,7 @@ from loudou.model.spec import FunnelSpec
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
 
 if TYPE_CHECKING:
+    from loudou.query.diagnose import Diagnosis
     from loudou.store.base import Store
 
 Rows = dict[str, np.ndarray]
@@ -244,6 +247,49 @@ PLANTED_EFFECTS = (
     PlantedEffect("region", "West", "intent", 0.45, "sales", 2),
     PlantedEffect("acquisition_channel", "referral", "consideration", 1.3, "sales", 1),
 )
+
+
+@dataclass(frozen=True)
+class PlantedPeriod:
+    """An outage: for ``days`` from ``first_day`` (days after the demo's start), customers with the
+    trait value reach ``stage`` with ``factor`` times the usual chance, if they would reach it then.
+
+    It is a web fault, so only consumers (who buy online) are hit; the ones it stops give up.
+    ``funnel`` and ``step`` (0-based) say where it shows, as for :class:`PlantedEffect`; that
+    funnel's step 1 happens on the day of the failure, so the outage days are the bad period.
+    """
+
+    trait: str
+    value: str
+    stage: str
+    first_day: int
+    days: int
+    factor: float
+    funnel: str
+    step: int
+
+
+# Nine in ten payments fail on mobile for three weeks from Monday 10 March (the default start).
+PLANTED_PERIODS = (PlantedPeriod("device", "mobile", "purchase", 68, 21, 0.1, "checkout", 1),)
+
+
+@dataclass(frozen=True)
+class PlantedLoop:
+    """Deals sent back from one sales stage to an earlier one, then moved forward again.
+
+    ``share`` of the deals that go on to negotiate make the detour; no other stage goes back.
+    """
+
+    stage: str
+    back_to: str
+    share: float
+    funnel: str = "sales"
+
+
+PLANTED_LOOPS = (PlantedLoop("intent", "qualified", 0.2),)
+
+# Consumers who get as far as buying but do not: this share still opens the checkout and leaves.
+CHECKOUT_ABANDON = 0.7
 
 # ---- results ------------------------------------------------------------------------------------
 
@@ -471,6 +517,30 @@ def _ladder(rng: np.random.Generator, people: _People) -> tuple[np.ndarray, np.n
     return level, times
 
 
+def _checkout(
+    rng: np.random.Generator, people: _People, level: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the planted outages, and pick who leaves at checkout without paying.
+
+    Returns the new levels and the customers with an unpaid checkout (at their purchase time):
+    those a payment outage stopped and some consumers who stopped at intent anyway.
+    """
+    web = ~people.b2b
+    level = level.copy()
+    failed = np.zeros(level.size, dtype=bool)
+    for p in PLANTED_PERIODS:
+        at = STAGES.index(p.stage)
+        day = times[:, at] // DAY
+        when = (day >= p.first_day) & (day < p.first_day + p.days)
+        hit = web & people.has(p.trait, p.value) & (level >= at) & when
+        stopped = hit & (rng.random(level.size) >= p.factor)
+        level[stopped] = at - 1
+        failed |= stopped & (at == PURCHASE)
+    # Consumers pass 'negotiation' unseen, so those who stop before buying are at that level.
+    leaves = web & (level == PURCHASE - 1) & (rng.random(level.size) < CHECKOUT_ABANDON)
+    return level, np.flatnonzero(failed | leaves)
+
+
 def _deal_times(rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
     """CRM times of deal stages lead..won: sales records a stage hours after the buyer's step."""
     lag = (rng.lognormal(np.log(4), 0.8, (times.shape[0], 5)) * HOUR).astype(np.int64)
@@ -538,9 +608,20 @@ def _advocacy(rng: np.random.Generator, orders: _Orders) -> _Advocacy:
 # ---- sessions -----------------------------------------------------------------------------------
 
 # What a session is for: the milestone it carries, the page before it, its stage for the page mix.
-BROWSE, FIRST, CONTENT, PRICING, SIGNUP_KIND, ORDER_KIND, NPS_KIND, REFERRAL_KIND = range(8)
-KIND_STAGE = np.array([-1, AWARE, INTEREST, CONSIDER, INTENT, PURCHASE, PURCHASE, PURCHASE])
-KIND_EVENT = np.array([-1, -1, CONTENT_DOWNLOAD, PAGE_VIEW, SIGNUP, ORDER, NPS, REFERRAL_SENT])
+# An unpaid checkout carries no milestone: the checkout page and no order.
+(
+    BROWSE,
+    FIRST,
+    CONTENT,
+    PRICING,
+    SIGNUP_KIND,
+    ORDER_KIND,
+    NPS_KIND,
+    REFERRAL_KIND,
+    UNPAID_KIND,
+) = range(9)
+KIND_STAGE = np.array([-1, AWARE, INTEREST, CONSIDER, INTENT, PURCHASE, PURCHASE, PURCHASE, INTENT])
+KIND_EVENT = np.array([-1, -1, CONTENT_DOWNLOAD, PAGE_VIEW, SIGNUP, ORDER, NPS, REFERRAL_SENT, -1])
 KIND_PRE_PAGE = np.array(
     [
         -1,
@@ -551,6 +632,7 @@ KIND_PRE_PAGE = np.array(
         PAGE["checkout"],
         PAGE["survey"],
         PAGE["account"],
+        PAGE["checkout"],
     ]
 )
 
@@ -564,9 +646,14 @@ class _Sessions:
 
 
 def _milestone_sessions(
-    people: _People, level: np.ndarray, times: np.ndarray, orders: _Orders, adv: _Advocacy
+    people: _People,
+    level: np.ndarray,
+    times: np.ndarray,
+    orders: _Orders,
+    adv: _Advocacy,
+    unpaid: np.ndarray,
 ) -> _Sessions:
-    """One session per web milestone; B2B orders happen in the CRM instead."""
+    """One session per web milestone and unpaid checkout; B2B orders happen in the CRM instead."""
     parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray | int]] = []
     for kind in (FIRST, CONTENT, PRICING, SIGNUP_KIND):
         stage = KIND_STAGE[kind]
@@ -576,6 +663,7 @@ def _milestone_sessions(
     parts.append((orders.cust[web], orders.t[web], ORDER_KIND, web))
     parts.append((adv.nps_cust, adv.nps_t, NPS_KIND, np.arange(adv.nps_cust.size)))
     parts.append((adv.referral_cust, adv.referral_t, REFERRAL_KIND, -1))
+    parts.append((unpaid, times[unpaid, PURCHASE], UNPAID_KIND, -1))
     return _Sessions(
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]).astype(np.int64),
@@ -627,9 +715,10 @@ def _sessions(
     first: np.ndarray,
     orders: _Orders,
     adv: _Advocacy,
+    unpaid: np.ndarray,
 ) -> _Sessions:
     """Every visit: milestone sessions first, then browsing ones (ids are later given by time)."""
-    ms = _milestone_sessions(people, level, times, orders, adv)
+    ms = _milestone_sessions(people, level, times, orders, adv, unpaid)
     br = _browse_sessions(rng, people, level, times, first)
     return _Sessions(
         *(np.r_[a, b] for a, b in zip(vars(ms).values(), vars(br).values(), strict=True))
@@ -701,7 +790,8 @@ def _session_rows(
     gaps[np.r_[True, session[1:] != session[:-1]]] = 0
     rows["ts"] = s.start[session] + _cumsum_within(session, gaps)
     rows["cust"] = s.cust[session]
-    flip = rng.random(n) < 0.12  # people sometimes use their other device
+    # People sometimes use their other device, but pay on their own (the outage hits by it).
+    flip = (rng.random(n) < 0.12) & ~np.isin(s.kind, (ORDER_KIND, UNPAID_KIND))
     rows["device"] = (people.code("device")[s.cust] ^ flip)[session]
     return rows
 
@@ -782,11 +872,12 @@ def _crm_rows(
     parts.append(
         _rows(nego.size, cust=nego, ts=crm[nego, 3] + 20 * MINUTE, event=QUOTE_SENT, amount=quote)
     )
-    # Some deals go back to qualification before negotiating.
-    back = nego[rng.random(nego.size) < 0.2]
-    span = crm[back, 3] - crm[back, 2]
-    parts.append(_stage_change(back, crm[back, 2] + span * 3 // 10, 2, 1, value))
-    parts.append(_stage_change(back, crm[back, 2] + span * 6 // 10, 1, 2, value))
+    for loop in PLANTED_LOOPS:  # some deals go back a stage before negotiating
+        a, b = DEAL_STAGES.index(loop.stage), DEAL_STAGES.index(loop.back_to)
+        back = nego[rng.random(nego.size) < loop.share]
+        span = crm[back, a + 1] - crm[back, a]
+        parts.append(_stage_change(back, crm[back, a] + span * 3 // 10, a, b, value))
+        parts.append(_stage_change(back, crm[back, a] + span * 6 // 10, b, a, value))
     stalled = np.flatnonzero(b2b & (level >= INTEREST) & (level < PURCHASE))
     lost = stalled[rng.random(stalled.size) < 0.85]
     when = crm[lost, level[lost] - 1] + _days(rng, np.full(lost.size, 10.0))
@@ -969,11 +1060,13 @@ def generate(
     n_days = (end - start).days
     people = _people(rng, customers, start, n_days)
     level, times = _ladder(rng, people)
+    # Checkouts draw from their own stream, so the rest of the business stays as it was.
+    level, unpaid = _checkout(np.random.default_rng((seed, 1)), people, level, times)
     crm = _deal_times(rng, times)
     first = np.where(people.b2b, crm[:, 4] + 30 * MINUTE, times[:, PURCHASE])
     orders = _orders(rng, people, level, times, first)
     adv = _advocacy(rng, orders)
-    s = _sessions(rng, people, level, times, first, orders, adv)
+    s = _sessions(rng, people, level, times, first, orders, adv, unpaid)
     rows = _concat(
         [
             _session_rows(rng, people, s, level, times, orders, adv),
@@ -1043,3 +1136,42 @@ def sales_funnel_spec() -> FunnelSpec:
     return FunnelSpec.parse(
         {"name": "Sales pipeline", "name_zh": "销售漏斗", "window": "120d", "steps": steps}
     )
+
+
+def checkout_funnel_spec() -> FunnelSpec:
+    """The web checkout (网上结账): the checkout page, then the order. Consumers pay online
+    (businesses through sales). The window is a day, so nearly all of the history has settled
+    and a payment outage shows as bad step-1 days (see :data:`PLANTED_PERIODS`)."""
+    steps = [
+        _step("Checkout", "结账", "page_view", "page", "checkout"),
+        _step("Payment", "支付成功", "order_completed"),
+    ]
+    return FunnelSpec.parse(
+        {"name": "Web checkout", "name_zh": "网上结账", "window": "1d", "steps": steps}
+    )
+
+
+def funnel_specs() -> dict[str, FunnelSpec]:
+    """The demo's funnels by the names planted effects use (``PlantedEffect.funnel``)."""
+    return {
+        "journey": journey_funnel_spec(),
+        "sales": sales_funnel_spec(),
+        "checkout": checkout_funnel_spec(),
+    }
+
+
+def planted_traits() -> list[str]:
+    """The traits of the planted segments and periods: what to compare and diagnose by."""
+    effects: list[PlantedEffect | PlantedPeriod] = [*PLANTED_EFFECTS, *PLANTED_PERIODS]
+    return list(dict.fromkeys(e.trait for e in effects))
+
+
+def diagnoses(store: Store, limit: int = 5) -> dict[str, Diagnosis]:
+    """What ``loudou demo`` prints: the top findings of each demo funnel by the planted traits
+    (the planted segments, the mobile payment outage and the deals sent back show among them)."""
+    from loudou.query.diagnose import diagnose
+
+    traits = planted_traits()
+    return {
+        name: diagnose(store, spec, traits, limit=limit) for name, spec in funnel_specs().items()
+    }

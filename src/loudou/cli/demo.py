@@ -32,7 +32,6 @@ def demo(
     from loudou import demo as demo_mod
     from loudou.cli.analyze import print_findings
     from loudou.cli.kpi import print_summary
-    from loudou.query.diagnose import diagnose
     from loudou.query.funnel import run_funnel
     from loudou.query.kpi_summary import kpi_summary
     from loudou.report import write_report
@@ -55,10 +54,8 @@ def demo(
                 customers=f"{n['customers']:,}",
             )
         )
-        specs = [demo_mod.journey_funnel_spec(), demo_mod.sales_funnel_spec()]
-        results = [run_funnel(store, spec) for spec in specs]
-        traits = list(dict.fromkeys(e.trait for e in demo_mod.PLANTED_EFFECTS))
-        diagnoses = [diagnose(store, spec, traits, limit=5) for spec in specs]
+        results = [run_funnel(store, spec) for spec in demo_mod.funnel_specs().values()]
+        diagnoses = demo_mod.diagnoses(store, limit=5).values()
         kpis = kpi_summary(store)
     for result, diagnosis in zip(results, diagnoses, strict=True):
         print_funnel(result, language)

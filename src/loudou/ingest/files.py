@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from loudou.errors import ImportError_
 from loudou.ingest.formats import Meter, RawBatch, detect_format, read_batches
 from loudou.ingest.tables import BUILDERS, KINDS, KindSpec, check_mapping, resolve
 from loudou.ingest.timestamps import TimeZone, resolve_tz
-from loudou.store.base import SPEND_SCHEMA, Store
+from loudou.store.base import SPEND_SCHEMA, Store, WriteResult
 
 Kind = Literal["events", "customers", "spend"]
 
@@ -85,6 +86,8 @@ def import_file(
 
     Files are read ``batch_rows`` at a time; good rows are written ``write_rows`` at a time (one
     transaction each), as each write has a fixed cost (a commit, the customers' first/last seen).
+    One write runs in a background thread while the next rows are read and checked (both release
+    the GIL for most of their work), so memory holds at most about two writes' worth of rows.
     """
     source = Path(path)
     spec = _spec(kind)
@@ -109,6 +112,7 @@ def import_file(
                 tick()
             job.finish()
     finally:
+        job.close()
         rejects.close()
     return job.summary()
 
@@ -185,6 +189,8 @@ class _Import:
         self.write_rows = write_rows
         self.pending: list[pa.Table] = []  # good rows not yet written
         self.pending_rows = 0
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[WriteResult] | None = None
         self.rows = self.loaded = self.duplicates = 0
         self.resolved = False
         self.spend = _SpendTotals() if spec.kind == "spend" else None
@@ -223,23 +229,42 @@ class _Import:
         if self.pending_rows >= self.write_rows:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the good rows gathered so far."""
-        if not self.pending:
+    def flush(self, *, wait: bool = False) -> None:
+        """Start writing the good rows gathered so far, once the previous write is done."""
+        if self.pending:
+            table = pa.concat_tables(self.pending)
+            self.pending, self.pending_rows = [], 0
+            write = (
+                self.store.insert_events
+                if self.spec.kind == "events"
+                else self.store.upsert_customers
+            )
+            self._collect()
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="loudou-import")
+            self._writing = self._writer.submit(write, table)
+        if wait:
+            self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the write in flight and count what it did (its error is raised here)."""
+        if self._writing is None:
             return
-        table = pa.concat_tables(self.pending)
-        self.pending, self.pending_rows = [], 0
-        write = (
-            self.store.insert_events if self.spec.kind == "events" else self.store.upsert_customers
-        )
-        result = write(table)
+        writing, self._writing = self._writing, None
+        result = writing.result()
         self.loaded += result.inserted
         self.duplicates += result.duplicates
+
+    def close(self) -> None:
+        """No write may outlive the import (the caller closes the store next)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def finish(self) -> None:
         """Write what is pending. Spend is summed per day, channel and campaign over the whole
         file, then written, so the stored amount does not depend on where batches happen to split."""
-        self.flush()
+        self.flush(wait=True)
         if self.spend is None:
             return
         for table in self.spend.tables(self.batch_rows):
@@ -312,7 +337,7 @@ def _guarded(batches: Iterator[RawBatch], job: _Import) -> Iterator[RawBatch]:
         except ImportError_:
             raise
         except _READ_ERRORS as e:
-            job.flush()  # the good rows read before the problem are kept
+            job.flush(wait=True)  # the good rows read before the problem are kept
             raise ImportError_(_read_failure(job, e)) from None
         yield batch
 

@@ -115,6 +115,20 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+_ROW_GROUP = 122_880  # DuckDB's rows per row group
+
+
+def _row_group_chunks(table: pa.Table) -> pa.Table:
+    """``table`` in chunks of one DuckDB row group. DuckDB appends each Arrow chunk as a unit,
+    in parallel; chunks that do not fill whole row groups leave partial ones that the commit
+    then rewrites (twice the time, and twice the file size, for a bulk import)."""
+    if table.num_rows <= _ROW_GROUP:
+        return table
+    return pa.Table.from_batches(
+        table.combine_chunks().to_batches(max_chunksize=_ROW_GROUP), table.schema
+    )
+
+
 class DuckDBStore(ServerAbilities, CacheAbilities):
     """Embedded store. Opens read-only when asked, so readers can share a file with one writer."""
 
@@ -330,10 +344,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
     def insert_events(self, batch: pa.Table) -> WriteResult:
         self._writes += 1
-        # One chunk: DuckDB then appends it from one thread, filling whole row groups in order;
-        # parallel appends write partial row groups that the commit rewrites (twice the time and
-        # twice the file size for a bulk import).
-        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).combine_chunks()
+        batch = _row_group_chunks(batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA))
         if batch.num_rows == 0:
             return WriteResult()
         inserted = self._in_transaction({"_batch": batch}, lambda: self._put_events("_batch"))

@@ -59,15 +59,16 @@ async def ingest(request: Request, kind: str) -> Response:
     secret = header_key(request)
     if secret is not None:  # refuse bad keys before reading anything
         authorize(state, secret, _WRITERS, "send events")
-    body = await read_body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES)
-    if isinstance(body, Problem):
-        parsed = Parsed(problem=body)
-    else:
-        client = request.client.host if request.client else None
-        try:
-            parsed = await state.parsers.parse(kind, body, received, client)
-        except ParserGone:
-            raise ApiError("unavailable", "could not parse the events; retry", None) from None
+    with state.writer.expecting():  # the writer may wait for these rows to share a commit
+        body = await read_body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES)
+        if isinstance(body, Problem):
+            parsed = Parsed(problem=body)
+        else:
+            client = request.client.host if request.client else None
+            try:
+                parsed = await state.parsers.parse(kind, body, received, client)
+            except ParserGone:
+                raise ApiError("unavailable", "could not parse the events; retry", None) from None
     if secret is None:
         authorize(state, parsed.key, _WRITERS, "send events")
     if parsed.problem is not None:

@@ -9,10 +9,12 @@ share the next one: many concurrent small requests become few transactions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,9 @@ from loudou.store.base import Collector, WriteResult
 
 log = logging.getLogger("loudou.writer")
 MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
+# A commit has a large fixed cost (statements, WAL sync), so while requests are still being read
+# or parsed the writer waits for them, up to this long, rather than commit without them.
+LINGER_S = 0.005
 
 
 @dataclass
@@ -37,9 +42,13 @@ class _Job:
 class GroupWriter:
     """Owns the store's write connection; ``await write(rows)`` returns once the rows are durable."""
 
-    def __init__(self, store: Collector, max_rows: int = MAX_GROUP_ROWS) -> None:
+    def __init__(
+        self, store: Collector, max_rows: int = MAX_GROUP_ROWS, linger: float = LINGER_S
+    ) -> None:
         self.store = store
         self.max_rows = max_rows
+        self.linger = linger
+        self.incoming = 0  # requests being read or parsed, soon to be written (event loop's count)
         self.commits = 0  # transactions so far, for tests and /v1/health
         self.rows = 0
         self.relinked = 0  # aliases linked: earlier rows were re-keyed
@@ -49,6 +58,16 @@ class GroupWriter:
 
     async def write(self, rows: Rows) -> None:
         await self._submit(rows, None)
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Around reading and parsing a request that will likely write: the writer may wait
+        for it to join the next commit."""
+        self.incoming += 1
+        try:
+            yield
+        finally:
+            self.incoming -= 1
 
     async def run(self, action: Callable[[Collector], Any]) -> Any:
         """Run ``action(store)`` on the write connection, between commits (key changes)."""
@@ -83,11 +102,17 @@ class GroupWriter:
                 self._act(first)
                 continue
             group, size = [first], first.size
+            deadline = time.monotonic() + self.linger
             while size < self.max_rows:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if self.incoming <= 0 or time.monotonic() >= deadline:
+                        break
+                    try:  # more is on its way: wait a little for it
+                        job = self._queue.get(timeout=0.0005)
+                    except queue.Empty:
+                        continue
                 if job is None or job.action is not None:
                     held.append(job)  # runs after this group's commit, keeping the order
                     break

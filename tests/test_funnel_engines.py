@@ -77,8 +77,9 @@ def same(store: Any, spec: Any) -> None:
     steps=st.sampled_from(STEP_SETS),
     options=options_st,
     n_steps=st.integers(1, 4),
+    warm=st.booleans(),
 )
-def test_engines_agree(data, steps, options, n_steps):
+def test_engines_agree(data, steps, options, n_steps, warm):
     store = loudou.connect(":memory:")
     store.insert_events(events_table(to_journeys(data)))
     traits = traits_for(data)
@@ -93,6 +94,8 @@ def test_engines_agree(data, steps, options, n_steps):
         if n_steps > 1 or not options.get("exclusions")
         else spec_of(steps[:1])
     )
+    if warm:  # an earlier funnel cached other properties first: columns sit at other rows
+        same(store, spec_of(["b", "a"], breakdown="event.prod", hold_constant=["session_id"]))
     same(store, spec)
 
 

@@ -33,7 +33,7 @@ COUNT_CUSTOMERS, COUNT_SESSIONS, COUNT_TOTALS = 0, 1, 2
 @njit(cache=True, nogil=True)
 def _gather(
     c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-    event_bits, prop_tables, trait_mask, t_lo, t_hi, keep_all, group_props, group_radix,
+    event_bits, prop_tables, prop_rows, trait_mask, t_lo, t_hi, keep_all, group_props, group_radix,
     s_t, s_m, s_key, s_bd, bd_prop,
 ):  # fmt: skip
     """Fill the scratch buffers with the customer's relevant events in time order; returns count."""
@@ -63,7 +63,7 @@ def _gather(
         ts = b_ts[idx] if use_base else d_ts[idx]
         if m != 0:
             for p in range(n_props):
-                m &= prop_tables[p, props[p, idx]]
+                m &= prop_tables[p, props[prop_rows[p], idx]]
             if (m & np.uint64(1)) and (ts < t_lo or ts > t_hi):
                 m &= ~np.uint64(1)
             if m == 0 and not keep_all:
@@ -125,7 +125,8 @@ def _customer(
                     continue
                 if out_level.shape[0] > 0:
                     out_level[slot + written] = lvl
-                    out_times[slot + written, :] = times
+                    for q in range(n_steps):
+                        out_times[q, slot + written] = times[q]
                     out_bd[slot + written] = s_bd[p]
                     out_unit[slot + written] = s_key[s] // unit_div
                 written += 1
@@ -152,7 +153,8 @@ def _customer(
                         )
                     )
                     out_level[slot + written] = -1 if excluded else lvl
-                    out_times[slot + written, :] = times
+                    for q in range(n_steps):
+                        out_times[q, slot + written] = times[q]
                     out_bd[slot + written] = s_bd[fi] if fi >= 0 else 0
                     out_unit[slot + written] = unit
         s = e
@@ -164,27 +166,63 @@ def _customer(
 @njit(cache=True, nogil=True)
 def _pass(
     pass_no, c_lo, c_hi, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-    event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
+    event_bits, prop_tables, prop_rows, trait_masks, t_lo, t_hi, keep_all, group_props, group_radix,
     bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after, ex_before,
     per_cust, offsets, level, times, bd, unit,
 ):  # fmt: skip
     """Customers c_lo..c_hi. Pass 0 counts each customer's units into per_cust; pass 1 writes
     them at offsets. Releases the GIL, so threads run ranges in parallel."""
     empty_l = np.zeros(0, np.int64)
-    empty_t = np.zeros((0, n_steps), np.int64)
-    s_t = np.empty(max_events, np.int64)
-    s_m = np.empty(max_events, np.uint64)
-    s_key = np.empty(max_events, np.int64)
-    s_bd = np.empty(max_events, np.int64)
+    empty_t = np.zeros((n_steps, 0), np.int64)
+    s_t = np.empty(max_events + 1, np.int64)
+    s_m = np.empty(max_events + 1, np.uint64)
+    s_key = np.zeros(max_events + 1, np.int64)  # stays 0 when there are no groups
+    s_bd = np.zeros(max_events + 1, np.int64)
     times_buf = np.empty(n_steps, np.int64)
     ws = workspace(n_steps)
+    # The common case runs inline: calls that take many arrays cost reference counting per
+    # customer, which at millions of customers is more than the funnel itself.
+    simple_rows = prop_tables.shape[0] == 0 and group_props.shape[0] == 0 and not keep_all
+    one_unit = simple_rows and count_mode == COUNT_CUSTOMERS and pass_no == 1
+    first_bit = np.uint64(1)
     for c in range(c_lo, c_hi):
-        n = _gather(
-            c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-            event_bits, prop_tables, trait_masks[c], t_lo, t_hi, keep_all, group_props,
-            group_radix, s_t, s_m, s_key, s_bd, bd_prop,
-        )  # fmt: skip
+        if simple_rows and d_off[c] == d_off[c + 1]:
+            # base rows only: a branch-free compaction of the events that match a step
+            n = 0
+            trait_mask = trait_masks[c]
+            for idx in range(b_off[c], b_off[c + 1]):
+                m = event_bits[b_code[idx]] & trait_mask
+                ts = b_ts[idx]
+                if (m & first_bit) and (ts < t_lo or ts > t_hi):
+                    m &= ~first_bit
+                s_t[n] = ts
+                s_m[n] = m
+                if bd_prop >= 0:
+                    s_bd[n] = b_props[bd_prop, idx]
+                n += m != 0
+        else:
+            n = _gather(
+                c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
+                event_bits, prop_tables, prop_rows, trait_masks[c], t_lo, t_hi, keep_all, group_props,
+                group_radix, s_t, s_m, s_key, s_bd, bd_prop,
+            )  # fmt: skip
         if n == 0:
+            continue
+        if one_unit and ex_after.shape[0] == 0:
+            # one group, one unit: the customer (same as _customer, without the bookkeeping)
+            for q in range(n_steps):
+                times_buf[q] = -1
+            if mode == ANY_ORDER:
+                lvl, fi = _any_order_level(s_t, s_m, 0, n, n_steps, window, times_buf, ws)
+            else:
+                lvl, fi = _chain_level(s_t, s_m, 0, n, n_steps, window, mode, times_buf, ws)
+            slot = offsets[c]
+            level[slot] = lvl
+            for q in range(n_steps):
+                times[q, slot] = times_buf[q]
+            bd[slot] = s_bd[fi] if fi >= 0 else 0
+            unit[slot] = 0
+            per_cust[c] = 1
             continue
         if group_props.shape[0] > 0:
             _sort_by_key(n, s_t, s_m, s_key, s_bd)
@@ -212,9 +250,10 @@ def _in_threads(n_cust: int, run: Callable[[int, int], None]) -> None:
 
 
 def _outputs(size: int, n_steps: int) -> list[np.ndarray]:
+    """level, step times [steps, units] (one contiguous row per step), breakdown code, unit."""
     return [
         np.zeros(size, np.int64),
-        np.full((size, n_steps), -1, np.int64),
+        np.full((n_steps, size), -1, np.int64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
     ]
@@ -222,14 +261,15 @@ def _outputs(size: int, n_steps: int) -> list[np.ndarray]:
 
 def cached_funnel(
     b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
-    event_bits, prop_tables, trait_masks, t_lo, t_hi, group_props, group_radix, unit_div, bd_prop,
+    event_bits, prop_tables, prop_rows, trait_masks, t_lo, t_hi, group_props, group_radix, unit_div, bd_prop,
     n_steps, window, mode, count_mode, ex_after, ex_before, max_events,
 ):  # fmt: skip
-    """Units of every customer: (customer, level, step times, breakdown value code, unit key).
+    """Units of every customer, excluded ones left out: (customer, level, step times [units,
+    steps] as a column-major view, breakdown value code, unit key).
 
     For count=customers one pass writes one slot per customer. Otherwise pass 0 counts each
-    customer's units and pass 1 writes them at prefix-sum offsets. A level of -1 marks an
-    excluded unit.
+    customer's units and pass 1 writes them at prefix-sum offsets. The kernel marks an excluded
+    unit with level -1.
     """
     n_cust = b_off.shape[0] - 1
     keep_all = mode == STRICT_ORDER
@@ -241,7 +281,7 @@ def cached_funnel(
         def part(lo: int, hi: int) -> None:
             _pass(
                 pass_no, lo, hi, max_events, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code,
-                d_props, event_bits, prop_tables, trait_masks, t_lo, t_hi, keep_all, group_props,
+                d_props, event_bits, prop_tables, prop_rows, trait_masks, t_lo, t_hi, keep_all, group_props,
                 group_radix, bd_prop, unit_div, n_steps, window, mode, count_mode, ex_after,
                 ex_before, per_cust, offsets, *out,
             )  # fmt: skip
@@ -255,9 +295,12 @@ def cached_funnel(
     run(1)
     level, times, bd, unit = out
     if count_mode == COUNT_CUSTOMERS:
-        written = per_cust > 0
-        return np.flatnonzero(written), level[written], times[written], bd[written], unit[written]
-    return np.repeat(np.arange(n_cust), per_cust), level, times, bd, unit
+        keep = (per_cust > 0) & (level >= 0)
+        customer = np.flatnonzero(keep)
+    else:
+        keep = level >= 0
+        customer = np.repeat(np.arange(n_cust), per_cust)[keep]
+    return customer, level[keep], times[:, keep].T, bd[keep], unit[keep]
 
 
 @njit(cache=True, nogil=True)

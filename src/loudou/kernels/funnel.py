@@ -25,7 +25,7 @@ MODES = {
 }
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _excluded(t, mask, s, e, level, times, window, n_steps, ex_after, ex_before):
     """True if an exclusion event falls strictly between the chain's two steps (or, when the
     later step was not reached, after the earlier step and within the window)."""
@@ -56,7 +56,7 @@ def workspace(n_steps):
     return np.empty((n_steps + 4, n_steps), np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _chain_level(t, mask, s, e, n_steps, window, mode, times_out, ws):
     """windowFunnel's level for one group; fills times_out[:level] with the chain's step times.
     Returns (level, index of the chain's step-1 event)."""
@@ -130,7 +130,7 @@ def _chain_level(t, mask, s, e, n_steps, window, mode, times_out, ws):
     return result, start[result - 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _any_order_level(t, mask, s, e, n_steps, window, times_out, ws):
     """Largest k such that steps 1..k all occur within one window, in any order. times_out[q] is
     when steps 1..q+1 were all done in the best window (earliest such window on ties)."""
@@ -211,7 +211,7 @@ def funnel_groups(t, mask, starts, n_steps, window, mode, ex_after, ex_before):
     return levels, times, first_idx, excluded
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _attempt(t, mask, s, p, e, n_steps, window, mode, times_out, ws):
     """One funnel attempt anchored at the step-1 event p. Returns (level, end time)."""
     step_bits = (np.uint64(1) << np.uint64(n_steps)) - np.uint64(1)

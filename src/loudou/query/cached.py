@@ -133,8 +133,11 @@ def cached_units(store: CachedStore, spec: FunnelSpec) -> Units | None:
     return _run(cache, spec, group, bd_prop_name, bd_trait_name, Units)
 
 
-def _tables(cache: EventCache, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step bits per event code, allowed bits per (property, value code), per customer."""
+def _tables(
+    cache: EventCache, spec: FunnelSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step bits per event code; allowed bits per (property, value code) for the properties with
+    conditions, and their rows in the cache; allowed bits per customer."""
     event_bits = np.zeros(max(len(cache.events), 1), np.uint64)
     groups = [(k, s.events, s.where) for k, s in enumerate(spec.steps)]
     groups += [(len(spec.steps) + j, x.events, x.where) for j, x in enumerate(spec.exclusions)]
@@ -156,7 +159,8 @@ def _tables(cache: EventCache, spec: FunnelSpec) -> tuple[np.ndarray, np.ndarray
                 row = cache.prop_names.index(cond.field_name)
                 ok = condition_holds(cond, cache.prop_values[row])
                 prop_tables[row, : ok.shape[0]][~ok] &= ~bit
-    return event_bits, prop_tables, trait_masks
+    used = np.flatnonzero((prop_tables != ALL_BITS).any(axis=1)).astype(np.int64)
+    return event_bits, np.ascontiguousarray(prop_tables[used]), used, trait_masks
 
 
 def _run(
@@ -168,7 +172,7 @@ def _run(
     units_cls: type[Units],
 ) -> Units | None:
     n_steps = len(spec.steps)
-    event_bits, prop_tables, trait_masks = _tables(cache, spec)
+    event_bits, prop_tables, prop_rows, trait_masks = _tables(cache, spec)
     start, end, inclusive = date_bounds(spec)
     t_lo = _micros(start) if start is not None else -(2**62)
     t_hi = (_micros(end) - (0 if inclusive else 1)) if end is not None else 2**62
@@ -186,19 +190,11 @@ def _run(
     ex_before = np.array([x.before_step for x in spec.exclusions], dtype=np.int64)
     customer, level, times, bd, unit = cached_funnel(
         b.off, b.ts, b.code, b.props, d.off, d.ts, d.code, d.props,
-        event_bits, prop_tables, trait_masks, np.int64(t_lo), np.int64(t_hi),
+        event_bits, prop_tables, prop_rows, trait_masks, np.int64(t_lo), np.int64(t_hi),
         group_rows, radix, np.int64(unit_div), bd_row,
         n_steps, np.int64(spec.window_seconds) * 1_000_000, kern.MODES[spec.mode],
         COUNT_MODES[spec.count], ex_after, ex_before, max_events,
     )  # fmt: skip
-    keep = level >= 0
-    customer, level, times, bd, unit = (
-        customer[keep],
-        level[keep],
-        times[keep],
-        bd[keep],
-        unit[keep],
-    )
     if spec.count == "sessions":
         sessions = np.array(["", *cache.prop_values[group_rows[0]]], dtype=object)
         unit_key = pa.array(sessions[unit], pa.string())

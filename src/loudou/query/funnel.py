@@ -29,7 +29,7 @@ class Units:
     """One row per counted unit (customer, session or attempt) that was not excluded."""
 
     levels: np.ndarray  # int64, 0..n_steps
-    times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached
+    times: np.ndarray  # int64 [units, n_steps], microseconds; -1 where not reached (any layout)
     customer: np.ndarray  # int64 index into ``customer_ids``
     customer_ids: pa.Array | pa.ChunkedArray | list[str]  # customer id by index
     unit_key: pa.Array | pa.ChunkedArray  # session id per unit ('' unless count=sessions)

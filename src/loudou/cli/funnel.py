@@ -136,7 +136,14 @@ def funnel(
     ] = None,
     breakdown: Annotated[
         str | None,
-        typer.Option(help="Property or trait to split by, at step 1 (customer.X = trait only)."),
+        typer.Option(
+            help="Property or trait to split by, at step 1 (customer.X = trait only); or saved "
+            "segments: 'segment:a,b', 'segments' (all) or 'rfm' (a customer may be in several).",
+        ),
+    ] = None,
+    segment: Annotated[
+        str | None,
+        typer.Option("--segment", help="Only customers in this saved segment (loudou segments)."),
     ] = None,
     breakdown_limit: Annotated[
         int | None, typer.Option(help="Top N breakdown values; the rest is 'other'.")
@@ -165,16 +172,22 @@ def funnel(
     """Compute a funnel: per step the count, conversion with 95% interval, drop-off and time taken.
 
     Examples: loudou funnel spec.yaml --json;
-    loudou funnel --step signup --step "purchase where revenue > 100" --window 7d
+    loudou funnel --step signup --step "purchase where revenue > 100" --window 7d;
+    loudou funnel spec.yaml --segment vip --breakdown customer.region;
+    loudou funnel spec.yaml --breakdown segment:vip,churn_risk
     """
     from loudou.query.funnel import run_funnel
+    from loudou.query.rows import SEGMENT_PREFIX, is_segment_by, segment_funnel
 
     language = resolve_lang(lang)
+    by_segments = breakdown if breakdown and is_segment_by(breakdown) else None
+    if by_segments and not by_segments.removeprefix(SEGMENT_PREFIX).strip(" ,"):
+        raise SpecError("name saved segments after 'segment:', e.g. segment:vip,new", "--breakdown")
     options = {
         "window": window,
         "mode": mode,
         "count": count,
-        "breakdown": breakdown,
+        "breakdown": None if by_segments else breakdown,
         "breakdown_limit": breakdown_limit,
         "hold_constant": hold or [],
         "exclusions": [_parse_exclusion(x) for x in exclude or []],
@@ -184,7 +197,10 @@ def funnel(
     }
     with opened(db, read_only=True) as store:
         spec = build_spec(spec_file, step or [], template, options, store)
-        result = run_funnel(store, spec)
+        if segment or by_segments:  # segments replace a spec file's own breakdown
+            result = segment_funnel(store, spec, segment=segment, by=by_segments)
+        else:
+            result = run_funnel(store, spec)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     elif as_csv:

@@ -131,6 +131,10 @@ def segment_groups(
         segs = list_segments(store)
     else:
         names = [n.strip() for n in by.removeprefix(SEGMENT_PREFIX).split(",") if n.strip()]
+        if not names:
+            from loudou.model.segment import SegmentError
+
+            raise SegmentError("name saved segments after 'segment:', e.g. segment:vip,new", "--by")
         segs = [load_segment(store, n) for n in names]
     return [
         Group("segment", s.name, np.isin(rows.customer_id, members(store, s, as_of))) for s in segs
@@ -150,20 +154,21 @@ def segment_funnel(
     store: Store, spec: FunnelSpec, segment: str | None = None, by: str | None = None
 ) -> FunnelResult:
     """A funnel restricted to a saved segment and/or broken down by saved segments (``by`` as in
-    :func:`segment_groups`); each customer may fall in several segments."""
-    if by and not is_segment_by(by):
-        from loudou.model.segment import SegmentError
+    :func:`segment_groups`); each customer may fall in several segments. ``by`` replaces the
+    spec's own breakdown; without it, that breakdown (a property) is kept, top
+    ``breakdown_limit`` values plus 'other' as :func:`loudou.query.funnel.run_funnel` gives them,
+    within the segment."""
+    from loudou.model.segment import SegmentError
 
+    if by and not is_segment_by(by):
         raise SegmentError("use 'segments', 'segment:a,b' or 'rfm'", "--by")
     rows = filter_segment(store, funnel_rows(store, spec), segment)
-    breakdown = []
     if by:
-        for g in segment_groups(store, rows, by):
-            breakdown.append(
-                BreakdownResult(
-                    value=g.value, steps=summarize(rows.subset(g.mask).to_units(), spec.steps)
-                )
-            )
+        groups = segment_groups(store, rows, by)
+    elif spec.breakdown:
+        groups = property_groups(rows, spec.breakdown, spec.breakdown_limit)
+    else:
+        groups = []
     return FunnelResult(
         funnel=spec.name,
         funnel_zh=spec.name_zh,
@@ -171,8 +176,13 @@ def segment_funnel(
         window_seconds=spec.window_seconds,
         count_by=spec.count,
         steps=summarize(rows.to_units(), spec.steps),
-        breakdown_by=by,
-        breakdown=breakdown,
+        breakdown_by=by or spec.breakdown,
+        breakdown=[
+            BreakdownResult(
+                value=g.value, steps=summarize(rows.subset(g.mask).to_units(), spec.steps)
+            )
+            for g in groups
+        ],
     )
 
 

@@ -16,6 +16,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -104,9 +105,11 @@ def write_files(table: pa.Table, folder: Path, *, gz: bool) -> dict[str, Path]:
     return paths
 
 
-def run_import(path: Path, db: Path) -> tuple[float, dict[str, object]]:
-    """Seconds for one ``loudou import events`` process, and its --json summary."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def run_import(path: Path, db: Path, src: Path) -> tuple[float, float, dict[str, object]]:
+    """Wall and CPU seconds (all threads) of one ``loudou import events`` process, and its
+    --json summary. CPU time says more than wall time when other work shares the machine."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     begin = time.perf_counter()
     proc = subprocess.run(
         [*LOUDOU, "import", "events", str(path), "--db", str(db), "--json"],
@@ -116,9 +119,11 @@ def run_import(path: Path, db: Path) -> tuple[float, dict[str, object]]:
         check=False,
     )
     seconds = time.perf_counter() - begin
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"import of {path.name} failed:\n{proc.stderr}")
-    return seconds, json.loads(proc.stdout)
+    return seconds, cpu, json.loads(proc.stdout)
 
 
 def main() -> None:
@@ -128,6 +133,9 @@ def main() -> None:
     parser.add_argument("--no-ids", action="store_true", help="no event_id column: rows hashed")
     parser.add_argument("--only", choices=["parquet", "csv"], help="time one format only")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--src", type=Path, default=ROOT / "src", help="loudou sources to time (before/after)"
+    )
     args = parser.parse_args()
 
     results = []
@@ -139,8 +147,8 @@ def main() -> None:
             if args.only and not fmt.startswith(args.only):
                 continue
             db = Path(folder) / f"{fmt}.duckdb"
-            first, summary = run_import(path, db)
-            again, repeat = run_import(path, db)
+            first, first_cpu, summary = run_import(path, db, args.src)
+            again, again_cpu, repeat = run_import(path, db, args.src)
             if summary["loaded"] != args.events or repeat["loaded"] != 0:
                 raise SystemExit(f"{fmt}: unexpected counts {summary} then {repeat}")
             results.append(
@@ -148,8 +156,10 @@ def main() -> None:
                     "format": fmt,
                     "bytes": path.stat().st_size,
                     "seconds": round(first, 3),
+                    "cpu_seconds": round(first_cpu, 3),
                     "events_per_second": round(args.events / first),
                     "reimport_seconds": round(again, 3),
+                    "reimport_cpu_seconds": round(again_cpu, 3),
                     "reimport_events_per_second": round(args.events / again),
                 }
             )
@@ -164,12 +174,14 @@ def main() -> None:
         return
     print(f"{args.events:,} events, event ids {'in the file' if not args.no_ids else 'hashed'}")
     print(
-        f"{'file':<12} {'MB':>7} {'import s':>9} {'events/s':>11} {'re-import s':>12} {'events/s':>11}"
+        f"{'file':<12} {'MB':>7} {'import s':>9} {'cpu s':>6} {'events/s':>11} "
+        f"{'re-import s':>12} {'cpu s':>6} {'events/s':>11}"
     )
     for r in results:
         print(
             f"{r['format']:<12} {r['bytes'] / 1e6:>7.1f} {r['seconds']:>9.2f} "
-            f"{r['events_per_second']:>11,} {r['reimport_seconds']:>12.2f} "
+            f"{r['cpu_seconds']:>6.2f} {r['events_per_second']:>11,} "
+            f"{r['reimport_seconds']:>12.2f} {r['reimport_cpu_seconds']:>6.2f} "
             f"{r['reimport_events_per_second']:>11,}"
         )
     print(f"load average {report['load_average']:.2f}")

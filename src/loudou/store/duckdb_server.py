@@ -33,6 +33,9 @@ _RESOLVED_TRAITS = (
     "FROM _traits t LEFT JOIN identities i ON i.alias_id = t.customer_id)"
 )
 _KNOWN_LIMIT = 1_000_000  # linked aliases remembered by the writer before starting over
+# Up to this many aliases the writer holds all of them, so a batch none of whose customer ids is
+# an alias (the common case) skips the identity join; past it, every batch is joined.
+_ALL_ALIASES_LIMIT = 2_000_000
 _LINK_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
 
 
@@ -69,6 +72,8 @@ class ServerAbilities:
     _cache: Any  # DuckDBStore's in-process event cache
     _writes: int
     _linked_aliases_: set[str] | None = None
+    _all_aliases_: set[str] | None = None  # every alias in identities (see _ALL_ALIASES_LIMIT)
+    _aliases_count: int = -1  # rows of identities that _all_aliases_ reflects
     relinked: int = 0  # aliases this connection linked (their rows were rewritten, not appended)
 
     # -- keys -----------------------------------------------------------------------------------
@@ -100,6 +105,29 @@ class ServerAbilities:
             self._linked_aliases_ = set()
         return self._linked_aliases_
 
+    def _may_be_aliases(self, customer_ids: pa.ChunkedArray) -> bool:
+        """Whether some of these ids may be aliases: False only when surely none is. The set of
+        all aliases is loaded once and kept up to date by ``_link``; the row count of identities
+        (only ever inserted into) tells when someone else added some, or a link was rolled
+        back: then the set is loaded again."""
+        (count,) = self.con.execute("SELECT count(*) FROM identities").fetchone() or (0,)
+        if count != self._aliases_count:
+            self._aliases_count = int(count)
+            self._all_aliases_ = None
+            if count <= _ALL_ALIASES_LIMIT:
+                rows = self.con.execute("SELECT alias_id FROM identities").fetchall()
+                self._all_aliases_ = {a for (a,) in rows}
+        aliases = self._all_aliases_
+        if aliases is None:
+            return True
+        return not aliases.isdisjoint(customer_ids.unique().to_pylist())
+
+    def _remember_aliases(self, new: Sequence[str]) -> None:
+        """``_link`` is inserting these aliases in the current transaction."""
+        if self._all_aliases_ is not None and self._aliases_count + len(new) <= _ALL_ALIASES_LIMIT:
+            self._all_aliases_.update(new)
+            self._aliases_count += len(new)
+
     # -- live ingestion ---------------------------------------------------------------------------
     def collect(
         self, events: pa.Table, customers: pa.Table, links: Sequence[tuple[str, str]]
@@ -110,7 +138,11 @@ class ServerAbilities:
         def work() -> int:
             if links:
                 self._link(links)
-            inserted = self._put_events(_RESOLVED_EVENTS) if events.num_rows else 0
+            inserted = 0
+            if events.num_rows:
+                # resolved through the identity map only if some ids may be aliases (after _link)
+                aliased = self._may_be_aliases(events.column("customer_id"))
+                inserted = self._put_events(_RESOLVED_EVENTS if aliased else "_batch")
             if customers.num_rows:
                 self._merge_traits(_RESOLVED_TRAITS)
             return inserted
@@ -146,6 +178,7 @@ class ServerAbilities:
         if not new:
             return
         self.relinked += len(new)
+        self._remember_aliases(list(new))
         table = pa.table(
             {"alias_id": list(new), "customer_id": list(new.values())}, schema=_LINK_SCHEMA
         )

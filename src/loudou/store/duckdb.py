@@ -295,10 +295,9 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
                        OR s.f < customers.first_seen OR s.l > customers.last_seen)
                 """
             )
-            con.execute(
+            con.execute(  # the new ones; the key lookups cost less than scanning customers
                 "INSERT INTO customers (customer_id, first_seen, last_seen) "
-                "SELECT customer_id, f, l FROM _seen "
-                "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
+                "SELECT customer_id, f, l FROM _seen ON CONFLICT DO NOTHING"
             )
         finally:
             con.execute("DROP TABLE IF EXISTS _seen")

@@ -9,7 +9,8 @@ intent to qualification (:data:`PLANTED_LOOPS`). Journeys are not linear: visito
 several sessions and channels (B2C about 8 touches before buying, B2B 7–13), browse pricing and
 content back and forth, and some consumers leave at the checkout page.
 
-Everything is vectorised numpy drawn from one generator, so a seed gives identical tables.
+Everything is vectorised numpy drawn from generators seeded by ``seed`` (the checkout and its
+planted outage have their own stream), so a seed gives identical tables.
 Times are naive UTC microseconds; money is CNY.
 """
 
@@ -523,7 +524,7 @@ def _checkout(
     """Apply the planted outages, and pick who leaves at checkout without paying.
 
     Returns the new levels and the customers with an unpaid checkout (at their purchase time):
-    those a payment outage stopped and some consumers who stopped at intent anyway.
+    those a payment outage stopped and some consumers who stopped just before buying anyway.
     """
     web = ~people.b2b
     level = level.copy()

@@ -85,6 +85,14 @@ def test_same_seed_gives_identical_tables(small: demo.DemoData) -> None:
     assert again.spend.equals(small.spend)
 
 
+def test_same_seed_gives_identical_tables_through_the_planted_outage() -> None:
+    (outage,) = demo.PLANTED_PERIODS
+    months = (outage.first_day + outage.days) // 28 + 1  # long enough to cover the outage
+    first, again = (demo.generate(seed=5, customers=400, months=months) for _ in range(2))
+    assert (first.end - first.start).days > outage.first_day + outage.days
+    assert first.events.equals(again.events) and first.customers.equals(again.customers)
+
+
 def test_other_seed_gives_other_tables(small: demo.DemoData) -> None:
     other = demo.generate(**{**SMALL, "seed": 4})
     assert not other.events.equals(small.events)

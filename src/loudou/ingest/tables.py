@@ -272,15 +272,15 @@ def objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> pa
     if not res.rest:
         return pa.array(["{}"] * len(good), pa.string())
     # Flat objects are assembled column by column; members are sorted by key like ``dumps``.
-    members = [batch.columns[k].take(good).members(dumps(k)) for k in sorted(res.rest)]
+    members = [_rows(batch.columns[k], good).members(dumps(k)) for k in sorted(res.rest)]
     joined = pc.binary_join_element_wise(*members, "")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
 
 
 def _merged_objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> list[str]:
     keys = res.rest
-    cols = [batch.columns[k].take(good).json_values() for k in keys]
-    nested = batch.columns[res.nested].take(good).json_values() if res.nested else None
+    cols = [_rows(batch.columns[k], good).json_values() for k in keys]
+    nested = _rows(batch.columns[res.nested], good).json_values() if res.nested else None
     rows = zip(*cols, strict=True) if cols else itertools.repeat((), len(good))
     out: list[str] = []
     for i, row in enumerate(rows):
@@ -290,6 +290,19 @@ def _merged_objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: st
                 obj[key] = value
         out.append(dumps(obj))
     return out
+
+
+def _rows(col: Column, good: np.ndarray) -> Column:
+    """The good rows of a column: the column itself when all rows are good (no copy)."""
+    return col if len(good) == len(col) else col.take(good)
+
+
+def _picker(good: np.ndarray, n: int) -> Callable[[pa.Array], pa.Array]:
+    """Selects the good rows of an array; keeps the array as it is when all rows are good."""
+    if len(good) == n:
+        return lambda arr: arr
+    g = pa.array(good, pa.int64())
+    return lambda arr: arr.take(g)
 
 
 # -- builders --------------------------------------------------------------------------------------
@@ -322,20 +335,21 @@ def build_events(batch: RawBatch, res: Resolution, tz: TimeZone) -> Built:
     ts = _times(batch, res, "ts", tz, checks, "a time")
     revenue = _number(batch, res, "revenue", checks, required=False)
     good = checks.good()
-    g = pa.array(good, pa.int64())
+    pick = _picker(good, batch.num_rows)
+    ts = ts if len(good) == batch.num_rows else ts[good]
     cols = {
-        "customer_id": customer.take(g),
-        "event": event.take(g),
-        "ts": pa.array(ts[good], pa.timestamp("us")),
-        "session_id": _text(batch, res, "session_id").take(g),
-        "channel": _text(batch, res, "channel").take(g),
-        "campaign": _text(batch, res, "campaign").take(g),
-        "revenue": revenue.take(g),
+        "customer_id": pick(customer),
+        "event": pick(event),
+        "ts": pa.array(ts, pa.timestamp("us")),
+        "session_id": pick(_text(batch, res, "session_id")),
+        "channel": pick(_text(batch, res, "channel")),
+        "campaign": pick(_text(batch, res, "campaign")),
+        "revenue": pick(revenue),
     }
     props = objects(batch, res, good, "properties")
-    parts = [cols[k] for k in ("customer_id", "event")] + [pa.array(ts[good], pa.int64())]
+    parts = [cols[k] for k in ("customer_id", "event")] + [pa.array(ts, pa.int64())]
     parts += [cols[k] for k in ("session_id", "channel", "campaign", "revenue")] + [props]
-    ids = _event_ids(_text(batch, res, "event_id").take(g), parts)
+    ids = _event_ids(pick(_text(batch, res, "event_id")), parts)
     table = pa.table({"event_id": ids, **cols, "properties": props}, schema=EVENT_SCHEMA)
     return Built(table, checks.reasons)
 

@@ -3,6 +3,8 @@ there exactly once; clients then retry what was not acknowledged and the counts 
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -114,3 +116,21 @@ def test_a_failed_commit_is_a_503_and_the_server_stays_up(tmp_path: Path) -> Non
     stored = set(store.query("SELECT event_id FROM events").column("event_id").to_pylist())  # type: ignore[attr-defined]
     store.close()
     assert acked <= stored
+
+
+def test_server_parses_itself_when_its_parser_process_dies(tmp_path: Path) -> None:
+    srv = start(tmp_path / "p.duckdb")
+    try:
+        (parser,) = children(srv.proc.pid)
+        os.kill(parser, signal.SIGKILL)
+        big = [
+            {"type": "track", "userId": "u", "event": "e", "messageId": f"pd-{i}"}
+            | {"properties": {"pad": "x" * 200}}
+            for i in range(100)
+        ]
+        answers = [srv.post("/v1/batch", {"batch": big}).status_code for _ in range(3)]
+        # a request sent to the parser as it died gets a 503 (clients retry); then 200s
+        assert answers[-1] == 200 and set(answers) <= {200, 503}
+        assert srv.get("/v1/events", customer_id="u", limit=1000).json()["events"]
+    finally:
+        srv.stop()

@@ -86,7 +86,7 @@ def test_a_failed_commit_is_a_503_and_the_server_stays_up(tmp_path: Path) -> Non
     the failures, is there after a kill -9."""
     db = tmp_path / "full.duckdb"
     keys = make_keys(db)
-    limit = db.stat().st_size + 256 * 1024
+    limit = db.stat().st_size + 96 * 1024
     srv = start(db, keys, max_file_bytes=limit)
     acked: set[str] = set()
     failed: list[httpx.Response] = []

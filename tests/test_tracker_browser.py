@@ -136,7 +136,7 @@ def test_failed_batch_is_kept_and_retried(tmp_path: Path, browser: Any) -> None:
     db = tmp_path / "retry.duckdb"
     keys = make_keys(db)
     port = free_port()
-    full = start(db, keys, port=port, max_file_bytes=db.stat().st_size + 256 * 1024)
+    full = start(db, keys, port=port, max_file_bytes=db.stat().st_size + 96 * 1024)
     with full.client() as http:  # fill the disk until even the smallest commit fails
         for pad, count in ((2000, 10), (200, 10), (0, 1)):
             for n in range(300):

@@ -239,8 +239,8 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         rows_before = self._count("events")
         new = int(
             self._scalar(  # type: ignore[call-overload]
-                f"INSERT INTO event_keys SELECT DISTINCT {_EVENT_KEY} FROM {source} ORDER BY 1 "  # noqa: S608
-                "ON CONFLICT DO NOTHING"
+                f"INSERT INTO event_keys SELECT {_EVENT_KEY} FROM {source} ORDER BY 1 "  # noqa: S608
+                "ON CONFLICT DO NOTHING"  # a key repeated within source counts once
             )
             or 0
         )

@@ -213,7 +213,7 @@ def json_strings(s: pa.Array) -> pa.Array:
     return out
 
 
-def _members(key_json: str, values: pa.Array) -> pa.Array:
+def json_members(key_json: str, values: pa.Array) -> pa.Array:
     """',"key":value' per row, '' where the value is left out: rows join by plain concatenation
     (Arrow's null-skipping join drops all-null rows in some versions, so it is not used)."""
     return pc.binary_join_element_wise("," + key_json + ":", values, "").fill_null("")
@@ -256,11 +256,13 @@ class Column:
         """Values as written, for the rejects file."""
         raise NotImplementedError
 
-    def members(self, key_json: str) -> pa.Array:
-        """This column as one member of a JSON object per row (see ``_members``); the same text
-        ``dumps`` would write for the value. Subclasses do it in bulk."""
+    def json_text(self) -> tuple[bool, pa.Array]:
+        """Each value as the JSON text ``dumps`` would write, null where the key is left out.
+        With True first, the values are plain text still to be put in quotes (nothing in them
+        needs escaping), which saves the assembly a pass. Subclasses do it in bulk."""
         values = [None if v is None else dumps(v) for v in self.json_values()]
-        return _members(key_json, pa.array(values, pa.string()))
+        return False, pa.array(values, pa.string())
+
 
 
 class TextColumn(Column):
@@ -297,23 +299,25 @@ class TextColumn(Column):
     def texts(self) -> list[str]:
         return ["" if v is None else v for v in self.arr.to_pylist()]
 
-    def members(self, key_json: str) -> pa.Array:
+    def json_text(self) -> tuple[bool, pa.Array]:
         s = self.strings()
-        out = json_strings(s)
         ints = _mask(s, _INT_TEXT, _NUMBER_START)
+        bools = _mask(s, _BOOL_TEXT, _BOOL_START)
+        idx = _mask(s, _FLOAT_TEXT, _NUMBER_START)
+        if not (len(ints) or len(bools) or len(idx)) and not _needs_json_escape(s):
+            return True, s
+        out = json_strings(s)
         if len(ints):
             out = pc.if_else(_flags(len(s), ints), s, out)
-        bools = _mask(s, _BOOL_TEXT, _BOOL_START)
         if len(bools):
             out = pc.if_else(_flags(len(s), bools), pc.utf8_lower(s), out)
-        idx = _mask(s, _FLOAT_TEXT, _NUMBER_START)
         if len(idx):
             floats = [float(t) for t in s.take(pa.array(idx)).to_pylist()]
             keep = [i for i, f in zip(idx.tolist(), floats, strict=True) if math.isfinite(f)]
             out = _replace(
                 out, np.array(keep, dtype=np.int64), [repr(f) for f in floats if math.isfinite(f)]
             )
-        return _members(key_json, out)
+        return False, out
 
 
 class ArrowColumn(Column):
@@ -361,18 +365,21 @@ class ArrowColumn(Column):
     def texts(self) -> list[str]:
         return ["" if v is None else to_text(v) for v in self.arr.to_pylist()]
 
-    def members(self, key_json: str) -> pa.Array:
+    def json_text(self) -> tuple[bool, pa.Array]:
         t = self.arr.type
-        if self._is_text():
-            blank = pc.equal(pc.utf8_trim_whitespace(self.arr), "")
-            s = pc.if_else(blank, pa.scalar(None, self.arr.type), self.arr)
-            return _members(key_json, json_strings(s))
+        if self._is_text():  # kept as written, but blank means 'no value'
+            trimmed = pc.utf8_trim_whitespace(self.arr) if _may_need_trim(self.arr) else self.arr
+            blank = pc.equal(trimmed, "")
+            s = self.arr
+            if pc.any(blank).as_py():
+                s = pc.if_else(blank, pa.scalar(None, self.arr.type), self.arr)
+            return (False, json_strings(s)) if _needs_json_escape(s) else (True, s)
         if pa.types.is_integer(t) or pa.types.is_boolean(t):
-            return _members(key_json, self.arr.cast(pa.string()))
+            return False, self.arr.cast(pa.string())
         if pa.types.is_floating(t):
             values = [None if _is_blank(v) else repr(v) for v in self.arr.to_pylist()]
-            return _members(key_json, pa.array(values, pa.string()))
-        return super().members(key_json)
+            return False, pa.array(values, pa.string())
+        return super().json_text()
 
 
 class ObjectColumn(Column):

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.errors import ImportError_
-from loudou.ingest.columns import Column, dumps
+from loudou.ingest.columns import Column, dumps, json_members
 from loudou.ingest.formats import RawBatch
 from loudou.ingest.timestamps import BAD, MISSING, TimeZone, parse_times
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
@@ -272,9 +272,28 @@ def objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> pa
     if not res.rest:
         return pa.array(["{}"] * len(good), pa.string())
     # Flat objects are assembled column by column; members are sorted by key like ``dumps``.
-    members = [_rows(batch.columns[k], good).members(dumps(k)) for k in sorted(res.rest)]
+    parts = [(dumps(k), *_rows(batch.columns[k], good).json_text()) for k in sorted(res.rest)]
+    if all(text.null_count == 0 for _, _, text in parts):
+        return _whole_objects(parts)
+    members = [
+        json_members(key, pc.binary_join_element_wise('"', text, '"', "") if quoted else text)
+        for key, quoted, text in parts
+    ]
     joined = pc.binary_join_element_wise(*members, "")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+
+
+def _whole_objects(parts: list[tuple[str, bool, pa.Array]]) -> pa.Array:
+    """Objects whose every key has a value in every row, in one pass: the keys, quotes and
+    separators are the same literal text between the values of each row."""
+    pieces: list[str | pa.Array] = []
+    between = "{"
+    for key, quoted, text in parts:
+        quote = '"' if quoted else ""
+        pieces += [between + key + ":" + quote, text]
+        between = quote + ","
+    pieces.append(between[:-1] + "}")
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def _merged_objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> list[str]:

@@ -264,7 +264,6 @@ class Column:
         return False, pa.array(values, pa.string())
 
 
-
 class TextColumn(Column):
     """CSV/TSV text. Numbers and booleans are recognised for properties, as spreadsheet tools do."""
 

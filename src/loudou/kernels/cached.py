@@ -300,7 +300,7 @@ def cached_funnel(
     else:
         keep = level >= 0
         customer = np.repeat(np.arange(n_cust), per_cust)[keep]
-    return customer, level[keep], times[:, keep].T, bd[keep], unit[keep]
+    return customer, level[keep], np.compress(keep, times, axis=1).T, bd[keep], unit[keep]
 
 
 @njit(cache=True, nogil=True)

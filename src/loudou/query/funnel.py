@@ -151,9 +151,14 @@ def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
 
 
 def _summarize(
-    levels: np.ndarray, times_by_step: np.ndarray, steps: Sequence[Step]
+    levels: np.ndarray,
+    times_by_step: np.ndarray,
+    steps: Sequence[Step],
+    by_level_desc: bool = False,
 ) -> list[StepResult]:
-    """``times_by_step`` is [steps, units]: one contiguous row per step keeps the masks cheap."""
+    """``times_by_step`` is [steps, units]: one contiguous row per step keeps the masks cheap.
+    With ``by_level_desc`` the units are sorted by level, highest first, so the units that
+    reached a step are a prefix and need no mask."""
     out: list[StepResult] = []
     counts = np.bincount(levels, minlength=len(steps) + 1)[::-1].cumsum()[::-1][1:].tolist()
     for k, step in enumerate(steps):
@@ -161,9 +166,12 @@ def _summarize(
         start = counts[0]
         count = counts[k]
         if k:
-            reached = levels > k
-            deltas = (times_by_step[k][reached] - times_by_step[k - 1][reached]) / 1e6
-            median, p90 = _median_p90(deltas)
+            if by_level_desc:
+                later, earlier = times_by_step[k][:count], times_by_step[k - 1][:count]
+            else:
+                reached = levels > k
+                later, earlier = times_by_step[k][reached], times_by_step[k - 1][reached]
+            median, p90 = _median_p90((later - earlier) / 1e6)
         else:
             median = p90 = None
         out.append(
@@ -186,10 +194,11 @@ def _summarize(
 def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
     """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'.
 
-    Units are sorted by bucket once, so each bucket is summarised from contiguous slices."""
+    Units are sorted once by (bucket, level descending), so each bucket is a contiguous slice
+    and, inside it, the units that reached a step are a prefix."""
     assert units.breakdown is not None and units.breakdown_labels is not None
     labels = [*units.breakdown_labels, NONE_VALUE]  # code -1 (no value) reads as the last label
-    entered = units.levels > 0
+    entered = np.flatnonzero(units.levels > 0)
     codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)[entered]
     per_code = np.bincount(codes, minlength=len(labels))
     sizes: Counter[str] = Counter()
@@ -201,16 +210,24 @@ def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
     bucket_of = {v: i for i, v in enumerate(top)}
     bucket = np.array([bucket_of.get(str(v), len(top)) for v in labels], np.int64)[codes]
     names = top + ([OTHER] if len(order) > len(top) else [])
-    by_bucket = np.argsort(bucket, kind="stable")
-    rows = np.flatnonzero(entered)[by_bucket]
-    levels = units.levels[rows]
+    levels = units.levels[entered]
+    n_steps = len(spec.steps)
+    key = bucket * (n_steps + 1) + (n_steps - levels)
+    # small integer keys take numpy's radix sort (linear) for a stable sort
+    small = np.int16 if key.size and int(key.max()) < 2**15 else np.int64
+    by_key = np.argsort(key.astype(small), kind="stable")
+    rows = entered[by_key]
+    levels = levels[by_key]
     times = units.times.T.take(rows, axis=1)  # [steps, units]: one contiguous row per step
-    edges = np.searchsorted(bucket[by_bucket], np.arange(len(names) + 1))
+    edges = np.searchsorted(bucket[by_key], np.arange(len(names) + 1))
     return [
         BreakdownResult(
             value=name,
             steps=_summarize(
-                levels[edges[i] : edges[i + 1]], times[:, edges[i] : edges[i + 1]], spec.steps
+                levels[edges[i] : edges[i + 1]],
+                times[:, edges[i] : edges[i + 1]],
+                spec.steps,
+                by_level_desc=True,
             ),
         )
         for i, name in enumerate(names)

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 import duckdb
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
+
+BUILD_BATCH_ROWS = 1 << 20
 
 
 class CacheAbilities:
@@ -44,25 +46,56 @@ class CacheAbilities:
             return cache
 
     def _build_cache(self) -> EventCache:
-        table = self.con.sql(
-            "SELECT customer_id, epoch_us(ts) AS t, event, rowid AS r FROM events ORDER BY customer_id, t, r"
-        ).to_arrow_table()
-        cust = pc.dictionary_encode(table.column("customer_id")).combine_chunks()
-        customers = cust.dictionary.to_pylist()
-        idx = cust.indices.to_numpy(zero_copy_only=False)
+        """Read events sorted by (customer, time, row id) as integer codes, batch by batch, into
+        preallocated arrays: DuckDB sorts integers, not strings, and no string column of every
+        event is ever held in Python."""
+        con = self.con
+        con.execute("BEGIN")  # one snapshot for the dictionaries and the rows
+        try:
+            n = self._count("events")
+            customers = con.sql(
+                "SELECT DISTINCT customer_id FROM events ORDER BY 1"
+            ).to_arrow_table()
+            names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
+            n_cust, n_names = customers.num_rows, names.num_rows
+            con.register("_cache_customers", customers.append_column("c", pa.array(np.arange(n_cust, dtype=np.int32))))  # fmt: skip
+            con.register("_cache_events", names.append_column("v", pa.array(np.arange(n_names, dtype=np.int32))))  # fmt: skip
+            reader = con.sql(
+                "SELECT c.c, epoch_us(e.ts) AS t, v.v, e.rowid AS r FROM events e "
+                "JOIN _cache_customers c ON c.customer_id = e.customer_id "
+                "JOIN _cache_events v ON v.event = e.event ORDER BY c.c, t, r"
+            ).to_arrow_reader(BUILD_BATCH_ROWS)
+            ts = np.empty(n, np.int64)
+            code = np.empty(n, np.int32)
+            rowid = np.empty(n, np.int64)
+            per_customer = np.zeros(n_cust, np.int64)
+            at = 0
+            for batch in reader:
+                k = batch.num_rows
+                per_customer += np.bincount(batch.column(0).to_numpy(), minlength=n_cust)
+                ts[at : at + k] = batch.column(1).to_numpy()
+                code[at : at + k] = batch.column(2).to_numpy()
+                rowid[at : at + k] = batch.column(3).to_numpy()
+                at += k
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_cache_customers")
+            con.unregister("_cache_events")
+        if at != n:
+            raise RuntimeError(f"event cache build read {at} of {n} events")
+        off = np.zeros(n_cust + 1, np.int64)
+        np.cumsum(per_customer, out=off[1:])
         cache = EventCache(
-            customers, [], empty_segment(len(customers), 0), empty_segment(len(customers), 0), 0
+            customers.column(0).to_pylist(),
+            names.column(0).to_pylist(),
+            Segment(off, ts, code, rowid, np.zeros((0, n), np.int32)),
+            empty_segment(n_cust, 0),
+            int(rowid.max()) + 1 if n else 0,
+            rows=n,
         )
-        rowid = table.column("r").to_numpy().astype(np.int64)
-        cache.base = Segment(
-            off=np.searchsorted(idx, np.arange(len(customers) + 1)).astype(np.int64),
-            ts=table.column("t").to_numpy().astype(np.int64),
-            code=cache.event_codes(table.column("event")),
-            rowid=rowid,
-            props=np.zeros((0, len(rowid)), np.int32),
-        )
-        cache.watermark = int(rowid.max()) + 1 if len(rowid) else 0
-        cache.rows = len(rowid)
         return cache
 
     def _refresh_cache(self, cache: EventCache) -> None:

@@ -96,9 +96,15 @@ def m_loudou(work: Path, breakdown: bool) -> Callable[[], list[int]]:
     spec = loudou.Funnel(STEPS, window=WINDOW_S, breakdown="region" if breakdown else None).spec
 
     def run() -> list[int]:
-        return [s.count for s in loudou.run_funnel(store, spec).steps]
+        counts = [s.count for s in loudou.run_funnel(store, spec).steps]
+        base = store.event_cache().base  # what the query reads: offsets, times, event codes
+        INFO["cache_mb"] = (base.off.nbytes + base.ts.nbytes + base.code.nbytes) / 2**20
+        return counts
 
     return run
+
+
+INFO: dict[str, float] = {}  # extra figures a method reports
 
 
 def m_chdb(work: Path) -> Callable[[], list[int]]:
@@ -173,13 +179,48 @@ def m_pandas(work: Path) -> Callable[[], list[int]]:
     return run
 
 
+def m_loudou_append(work: Path) -> Callable[[], list[int]]:
+    """The first funnel after 1% more events were appended (on a copy of the store): it must
+    fold them into the cache without a full rebuild. Each call appends a fresh 1%."""
+    import shutil
+
+    import loudou
+    from loudou.ingest.files import import_file
+
+    copy = work / "append.duckdb"
+    shutil.copy(work / "loudou.duckdb", copy)
+    store = loudou.connect(copy)
+    spec = loudou.Funnel(STEPS, window=WINDOW_S).spec
+    loudou.run_funnel(store, spec)  # warm: the cache is built
+    n = store.counts()["events"]
+    calls = [0]
+
+    def run() -> list[int]:
+        calls[0] += 1
+        more = generate(max(1, n // 100), seed=100 + calls[0])
+        ids = pa.array(np.char.add(f"a{calls[0]}-", np.arange(more.num_rows).astype(str)))
+        path = work / f"append-{calls[0]}.parquet"
+        pq.write_table(more.set_column(0, "event_id", ids), path)
+        import_file(store, path, "events", progress=False)
+        t0 = time.perf_counter()
+        counts = [s.count for s in loudou.run_funnel(store, spec).steps]
+        APPEND_TIMES.append(time.perf_counter() - t0)
+        return counts
+
+    return run
+
+
+APPEND_TIMES: list[float] = []  # funnel time alone, without the append itself
+
 METHODS: dict[str, Callable[[Path], Callable[[], list[int]]]] = {
     "loudou": lambda w: m_loudou(w, False),
     "loudou_breakdown10": lambda w: m_loudou(w, True),
+    "loudou_after_append_1pct": m_loudou_append,
     "chdb_windowFunnel": m_chdb,
     "duckdb_asof_sql": m_duckdb_asof,
     "pandas_merge_asof": m_pandas,
 }
+NOT_COMPARED = {"loudou_breakdown10", "loudou_after_append_1pct"}  # other questions or data
 
 
 def _peak_rss_mb() -> float:
@@ -190,16 +231,36 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _reset_peak_rss() -> None:
+    """Start a new VmHWM from the current RSS (Linux clear_refs 5), to see the query's own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def _child(name: str, work: str, repeats: int, queue: Any) -> None:
     setup = METHODS[name](Path(work))
     setup()  # warm-up (compiles, caches)
+    load_peak = _peak_rss_mb()
+    _reset_peak_rss()
     times, counts = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         counts = setup()
         times.append(time.perf_counter() - t0)
-    rss_mb = _peak_rss_mb()
-    queue.put({"method": name, "seconds": min(times), "peak_rss_mb": rss_mb, "counts": counts})
+    if APPEND_TIMES:
+        times = APPEND_TIMES[1:]  # the funnel alone, not the append before it
+    queue.put(
+        {
+            "method": name,
+            "seconds": min(times),
+            "peak_rss_mb": max(load_peak, _peak_rss_mb()),
+            "query_peak_rss_mb": _peak_rss_mb(),
+            "counts": counts,
+            **INFO,
+        }
+    )
 
 
 def measure(name: str, work: Path, repeats: int) -> dict[str, Any]:
@@ -246,6 +307,10 @@ def prepare(n: int, work: Path, log: Callable[[str], None]) -> dict[str, float]:
     return timings
 
 
+def _ratio(by: dict[str, float], a: str, b: str) -> float | None:
+    return by[a] / by[b] if a in by and b in by else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -255,28 +320,41 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     ap.add_argument("--workdir", default=None, help="keep data here (default: a temporary folder)")
     ap.add_argument("--json", action="store_true", help="print the JSON result only")
+    ap.add_argument(
+        "--data", default=None, help="keep the generated data here and reuse it on later runs"
+    )
     args = ap.parse_args()
     n = parse_count(args.events)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        work = Path(tmp)
-        loads = prepare(n, work, log)
+        work = Path(args.data or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if (work / "loudou.duckdb").exists() and (work / "chdb").exists():
+            loads: dict[str, float] = {}
+            log(f"reusing the data in {work}")
+        else:
+            loads = prepare(n, work, log)
         results = []
         for name in args.methods.split(","):
             r = measure(name, work, args.repeats)
             log(
-                f"{name:22s} {r['seconds']:8.3f} s  peak {r['peak_rss_mb']:7.0f} MB  counts {r['counts']}"
+                f"{name:26s} {r['seconds']:8.3f} s  peak {r['peak_rss_mb']:7.0f} MB"
+                f"  (during queries {r['query_peak_rss_mb']:7.0f} MB)  counts {r['counts']}"
             )
             results.append(r)
-    exact = [r for r in results if r["method"] != "loudou_breakdown10"]
+    exact = [r for r in results if r["method"] not in NOT_COMPARED]
     agree = len({tuple(r["counts"]) for r in exact}) == 1
     by = {r["method"]: r["seconds"] for r in results}
     doc = {
         "events": n,
-        "results": [{k: r[k] for k in ("method", "seconds", "peak_rss_mb")} for r in results],
-        "ratio_loudou_chdb": by["loudou"] / by["chdb_windowFunnel"]
-        if {"loudou", "chdb_windowFunnel"} <= by.keys()
-        else None,
+        "results": [
+            {k: r[k] for k in ("method", "seconds", "peak_rss_mb", "query_peak_rss_mb")}
+            for r in results
+        ],
+        "ratio_loudou_chdb": _ratio(by, "loudou", "chdb_windowFunnel"),
+        "ratio_breakdown_plain": _ratio(by, "loudou_breakdown10", "loudou"),
+        "ratio_after_append_warm": _ratio(by, "loudou_after_append_1pct", "loudou"),
+        "loudou_cache_mb": next((r["cache_mb"] for r in results if "cache_mb" in r), None),
         "counts_agree": agree,
         "counts": exact[0]["counts"] if exact else None,
         **loads,
@@ -285,7 +363,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(doc))
     else:
-        log(f"ratio loudou/chdb: {doc['ratio_loudou_chdb']:.2f}   counts agree: {agree}")
+        for key in ("ratio_loudou_chdb", "ratio_breakdown_plain", "ratio_after_append_warm"):
+            if doc[key] is not None:
+                log(f"{key}: {doc[key]:.2f}")
+        log(f"counts agree: {agree}")
     if not agree:
         sys.exit(1)
 

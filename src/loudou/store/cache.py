@@ -91,17 +91,21 @@ class EventCache:
     def customer_index(self) -> dict[str, int]:
         return self._cust_index
 
-    def customer_codes(self, ids: list[str]) -> np.ndarray:
-        """Indexes for customer ids, adding unseen ids at the end."""
-        out = np.empty(len(ids), np.int64)
-        for i, cid in enumerate(ids):
+    def customer_codes(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Indexes for customer ids, adding unseen ids at the end. Looks up each distinct id
+        once: appended batches repeat few customers many times."""
+        enc = pc.dictionary_encode(ids)
+        if isinstance(enc, pa.ChunkedArray):
+            enc = enc.combine_chunks()
+        mapping = np.empty(len(enc.dictionary), np.int64)
+        for i, cid in enumerate(enc.dictionary.to_pylist()):
             idx = self._cust_index.get(cid)
             if idx is None:
                 idx = len(self.customers)
                 self.customers.append(cid)
                 self._cust_index[cid] = idx
-            out[i] = idx
-        return out
+            mapping[i] = idx
+        return mapping[enc.indices.to_numpy(zero_copy_only=False)]
 
     def event_codes(self, names: pa.Array) -> np.ndarray:
         enc = (
@@ -128,22 +132,21 @@ class EventCache:
         rowid: np.ndarray,
         props: np.ndarray,
     ) -> None:
-        """Add new rows (any order) to the delta; compact when the delta gets large."""
+        """Add new rows (any order) to the delta; compact when the delta gets large. Only the
+        new rows are sorted; they are merged into the delta in one linear pass (their row ids
+        are larger, so on equal times they come after the rows already there)."""
         n_cust = len(self.customers)
-        d = self.delta
-        old_cust = np.repeat(np.arange(d.off.shape[0] - 1), np.diff(d.off))
-        all_cust = np.concatenate([old_cust, cust])
-        all_ts = np.concatenate([d.ts, ts])
-        all_row = np.concatenate([d.rowid, rowid])
-        order = np.lexsort((all_row, all_ts, all_cust))
-        self.delta = Segment(
-            off=np.searchsorted(all_cust[order], np.arange(n_cust + 1)).astype(np.int64),
-            ts=all_ts[order],
-            code=np.concatenate([d.code, code])[order],
-            rowid=all_row[order],
-            props=np.concatenate([d.props, props], axis=1)[:, order],
-        )
         self._grow_base_offsets()
+        order = np.lexsort((rowid, ts, cust))
+        new_off = np.zeros(n_cust + 1, np.int64)
+        np.cumsum(np.bincount(cust, minlength=n_cust), out=new_off[1:])
+        d = self.delta
+        off, m_ts, m_code, m_rowid, m_props = merge_segments(
+            d.off, d.ts, d.code, d.rowid, d.props,
+            new_off, ts[order], code[order].astype(d.code.dtype), rowid[order],
+            np.ascontiguousarray(props[:, order].astype(np.int32)),
+        )  # fmt: skip
+        self.delta = Segment(off, m_ts, m_code, m_rowid, m_props)
         self.watermark = max(self.watermark, int(rowid.max()) + 1) if rowid.size else self.watermark
         if self.delta.size > self.compact_fraction * max(self.base.size, 1):
             self.compact()

@@ -117,7 +117,7 @@ class CacheAbilities:
         cache.rows = rows
         if table.num_rows == 0:
             return
-        cust = cache.customer_codes(table.column("customer_id").to_pylist())
+        cust = cache.customer_codes(table.column("customer_id"))
         props = np.zeros((len(cache.prop_names), table.num_rows), np.int32)
         for i in range(len(cache.prop_names)):
             props[i] = cache.extend_property(i, table.column(f"p{i}").combine_chunks())

@@ -16,12 +16,12 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,25 +105,38 @@ def write_files(table: pa.Table, folder: Path, *, gz: bool) -> dict[str, Path]:
     return paths
 
 
-def run_import(path: Path, db: Path, src: Path) -> tuple[float, float, dict[str, object]]:
-    """Wall and CPU seconds (all threads) of one ``loudou import events`` process, and its
-    --json summary. CPU time says more than wall time when other work shares the machine."""
+@dataclass
+class Run:
+    """One ``loudou import events`` process: wall and CPU seconds (all threads; CPU time says
+    more than wall time when other work shares the machine), peak memory, and its summary."""
+
+    seconds: float
+    cpu: float
+    peak_rss_mb: float
+    summary: dict[str, object]
+
+
+def run_import(path: Path, db: Path, src: Path) -> Run:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     begin = time.perf_counter()
-    proc = subprocess.run(
-        [*LOUDOU, "import", "events", str(path), "--db", str(db), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    seconds = time.perf_counter() - begin
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        raise SystemExit(f"import of {path.name} failed:\n{proc.stderr}")
-    return seconds, cpu, json.loads(proc.stdout)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+            [*LOUDOU, "import", "events", str(path), "--db", str(db), "--json"],
+            stdout=out,
+            stderr=errors,
+            text=True,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - begin
+        out.seek(0)
+        errors.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"import of {path.name} failed:\n{errors.read()}")
+        summary = json.loads(out.read())
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, cpu, usage.ru_maxrss / 1024, summary)
 
 
 def main() -> None:
@@ -147,20 +160,21 @@ def main() -> None:
             if args.only and not fmt.startswith(args.only):
                 continue
             db = Path(folder) / f"{fmt}.duckdb"
-            first, first_cpu, summary = run_import(path, db, args.src)
-            again, again_cpu, repeat = run_import(path, db, args.src)
-            if summary["loaded"] != args.events or repeat["loaded"] != 0:
-                raise SystemExit(f"{fmt}: unexpected counts {summary} then {repeat}")
+            first = run_import(path, db, args.src)
+            again = run_import(path, db, args.src)
+            if first.summary["loaded"] != args.events or again.summary["loaded"] != 0:
+                raise SystemExit(f"{fmt}: unexpected counts {first.summary} then {again.summary}")
             results.append(
                 {
                     "format": fmt,
                     "bytes": path.stat().st_size,
-                    "seconds": round(first, 3),
-                    "cpu_seconds": round(first_cpu, 3),
-                    "events_per_second": round(args.events / first),
-                    "reimport_seconds": round(again, 3),
-                    "reimport_cpu_seconds": round(again_cpu, 3),
-                    "reimport_events_per_second": round(args.events / again),
+                    "seconds": round(first.seconds, 3),
+                    "cpu_seconds": round(first.cpu, 3),
+                    "peak_rss_mb": round(first.peak_rss_mb, 1),
+                    "events_per_second": round(args.events / first.seconds),
+                    "reimport_seconds": round(again.seconds, 3),
+                    "reimport_cpu_seconds": round(again.cpu, 3),
+                    "reimport_events_per_second": round(args.events / again.seconds),
                 }
             )
     report = {
@@ -174,13 +188,13 @@ def main() -> None:
         return
     print(f"{args.events:,} events, event ids {'in the file' if not args.no_ids else 'hashed'}")
     print(
-        f"{'file':<12} {'MB':>7} {'import s':>9} {'cpu s':>6} {'events/s':>11} "
+        f"{'file':<12} {'MB':>7} {'import s':>9} {'cpu s':>6} {'RSS MB':>7} {'events/s':>11} "
         f"{'re-import s':>12} {'cpu s':>6} {'events/s':>11}"
     )
     for r in results:
         print(
             f"{r['format']:<12} {r['bytes'] / 1e6:>7.1f} {r['seconds']:>9.2f} "
-            f"{r['cpu_seconds']:>6.2f} {r['events_per_second']:>11,} "
+            f"{r['cpu_seconds']:>6.2f} {r['peak_rss_mb']:>7.0f} {r['events_per_second']:>11,} "
             f"{r['reimport_seconds']:>12.2f} {r['reimport_cpu_seconds']:>6.2f} "
             f"{r['reimport_events_per_second']:>11,}"
         )

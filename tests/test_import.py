@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import loudou
-from loudou.errors import ImportError_
+from loudou.errors import ImportError_, StoreError
 from loudou.ingest import formats
 from loudou.ingest.columns import ArrowColumn, TextColumn, clean_strings, dumps
 from loudou.ingest.files import ImportSummary, import_file
@@ -916,3 +916,28 @@ def test_whole_column_time_cast_equals_value_by_value(values: list[str | None], 
         assert status[i] == one_status[0], v  # the second value forces the general path
         if status[i] == OK:
             assert us[i] == one_us[0], v
+
+
+class FailingStore(CountingStore):
+    """A store whose third write fails, as a full disk would make it."""
+
+    def insert_events(self, batch: pa.Table) -> Any:
+        if len(self.writes) == 2:
+            self.writes.append(batch.num_rows)
+            raise StoreError("disk full", "db")
+        return super().insert_events(batch)
+
+
+def test_a_failed_background_write_stops_the_import_with_its_error(
+    store: Any, tmp_path: Path
+) -> None:
+    rows: list[list[Any]] = [["customer_id", "event", "ts"]]
+    rows += [[f"u{i}", "e", "2025-01-01"] for i in range(5000)]
+    failing = FailingStore(store)
+    path = write_csv(tmp_path / "f.csv", rows)
+    with pytest.raises(StoreError, match="disk full"):
+        import_file(failing, path, "events", batch_rows=500, write_rows=1000)
+    assert failing.writes == [1000, 1000, 1000]  # nothing written after the failure
+    assert store.counts()["events"] == 2000  # the writes before it are kept
+    again = import_file(store, path, "events")  # and importing again completes the file
+    assert (again.loaded, again.duplicates) == (3000, 2000)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 STEPS = ["view_item", "add_to_cart", "begin_checkout", "add_payment", "purchase"]
@@ -39,8 +40,9 @@ def parse_count(text: str) -> int:
     return int(float(text[:-1] if text[-1:] in "KMB" else text) * mult)
 
 
-def generate(n: int, seed: int = 1) -> pa.Table:
-    """Sessions that walk the funnel with drop-off, plus noise events; ~40 events per customer."""
+def generate_columns(n: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """Sessions that walk the funnel with drop-off, plus noise events; ~40 events per customer.
+    Integer columns: customer number, time in seconds, event number, and region per customer."""
     rng = np.random.default_rng(seed)
     customers = max(1, n // 40)
     sessions = max(1, n // 12)
@@ -52,7 +54,8 @@ def generate(n: int, seed: int = 1) -> pa.Table:
     s_cust = rng.integers(0, customers, sessions)
     s_start = BASE_S + rng.integers(0, 90 * 86_400, sessions)
     rep = np.repeat(np.arange(sessions), level)
-    step = np.arange(rep.size) - np.repeat(np.cumsum(level) - level, level)
+    first = np.cumsum(level) - level  # each session's first row
+    step = np.arange(rep.size) - np.repeat(first, level)
     # gaps between steps: mostly minutes, sometimes longer than the window
     gap = np.where(
         rng.random(rep.size) < 0.08,
@@ -60,30 +63,47 @@ def generate(n: int, seed: int = 1) -> pa.Table:
         rng.integers(0, 3_600, rep.size),
     )
     gap[step == 0] = 0
-    offs = np.cumsum(gap) - np.repeat(
-        np.cumsum(gap)[np.cumsum(level) - level] - gap[np.cumsum(level) - level], level
-    )
-    f_ts = s_start[rep] + offs
-    f_cust = s_cust[rep]
-    f_name = step
+    offs = np.cumsum(gap)
+    offs -= np.repeat(offs[first] - gap[first], level)
     k = max(0, n - rep.size)
-    n_cust = rng.integers(0, customers, k)
-    n_ts = BASE_S + rng.integers(0, 90 * 86_400, k)
-    n_name = len(STEPS) + rng.integers(0, len(NOISE), k)
-    cust = np.concatenate([f_cust, n_cust])[:n]
-    ts = np.concatenate([f_ts, n_ts])[:n]
-    name = np.concatenate([f_name, n_name])[:n]
-    names = np.array(STEPS + NOISE)
-    region = rng.integers(0, 10, customers)
+    return {
+        "cust": np.concatenate([s_cust[rep], rng.integers(0, customers, k)])[:n],
+        "ts": np.concatenate([s_start[rep] + offs, BASE_S + rng.integers(0, 90 * 86_400, k)])[:n],
+        "name": np.concatenate([step, len(STEPS) + rng.integers(0, len(NOISE), k)])[:n],
+        "region": rng.integers(0, 10, customers),
+    }
+
+
+def _prefixed(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(numbers).cast(pa.string()), "")
+
+
+def to_table(cols: dict[str, np.ndarray], lo: int, hi: int, id_prefix: str = "e") -> pa.Table:
+    """Rows lo..hi as the file a user would import (string ids and names, one property)."""
+    cust = cols["cust"][lo:hi]
+    names = pa.array(STEPS + NOISE)
+    regions = pa.array([f"r{i}" for i in range(10)])
     return pa.table(
         {
-            "event_id": pa.array(np.char.add("e", np.arange(n).astype(str))),
-            "customer_id": pa.array(np.char.add("c", cust.astype(str))),
-            "event": pa.array(names[name]),
-            "ts": pa.array(ts * 1_000_000, pa.timestamp("us")),
-            "region": pa.array(np.char.add("r", region[cust].astype(str))),
+            "event_id": _prefixed(id_prefix, np.arange(lo, hi)),
+            "customer_id": _prefixed("c", cust),
+            "event": names.take(pa.array(cols["name"][lo:hi])),
+            "ts": pa.array(cols["ts"][lo:hi] * 1_000_000, pa.timestamp("us")),
+            "region": regions.take(pa.array(cols["region"][cust])),
         }
     )
+
+
+def generate(n: int, seed: int = 1, id_prefix: str = "e") -> pa.Table:
+    return to_table(generate_columns(n, seed), 0, n, id_prefix)
+
+
+def write_parquet(n: int, path: Path, chunk: int = 5_000_000) -> None:
+    """Generate and write in row groups, so 100M events fit in memory."""
+    cols = generate_columns(n)
+    with pq.ParquetWriter(path, to_table(cols, 0, 1).schema) as writer:
+        for lo in range(0, n, chunk):
+            writer.write_table(to_table(cols, lo, min(n, lo + chunk)), row_group_size=1_000_000)
 
 
 # ---- methods: each returns step counts; run in a fresh process ----------------------------------
@@ -197,10 +217,9 @@ def m_loudou_append(work: Path) -> Callable[[], list[int]]:
 
     def run() -> list[int]:
         calls[0] += 1
-        more = generate(max(1, n // 100), seed=100 + calls[0])
-        ids = pa.array(np.char.add(f"a{calls[0]}-", np.arange(more.num_rows).astype(str)))
+        more = generate(max(1, n // 100), seed=100 + calls[0], id_prefix=f"a{calls[0]}-")
         path = work / f"append-{calls[0]}.parquet"
-        pq.write_table(more.set_column(0, "event_id", ids), path)
+        pq.write_table(more, path)
         import_file(store, path, "events", progress=False)
         t0 = time.perf_counter()
         counts = [s.count for s in loudou.run_funnel(store, spec).steps]
@@ -278,9 +297,7 @@ def prepare(n: int, work: Path, log: Callable[[str], None]) -> dict[str, float]:
     import loudou
     from loudou.ingest.files import import_file
 
-    table = generate(n)
-    pq.write_table(table, work / "events.parquet", row_group_size=1_000_000)
-    del table
+    write_parquet(n, work / "events.parquet")
     timings = {}
     t0 = time.perf_counter()
     store = loudou.connect(work / "loudou.duckdb")

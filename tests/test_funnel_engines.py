@@ -122,3 +122,25 @@ def test_engines_agree_after_appends(first, more, options, steps, compact):
     assert (cache.delta.size == 0) == compact or batch.num_rows == 0
     spec2 = spec_of(steps, **{**options, "breakdown": "prod"})  # a property cached after the append
     same(store, spec2)
+
+
+def test_auto_engine_builds_the_cache_from_the_second_funnel_on_large_tables(monkeypatch):
+    """A one-off funnel on a large table runs in SQL (sorting every event costs more); the next
+    one builds the cache, and from then on every funnel uses it. Both answer the same."""
+    import loudou.store.duckdb_cache as dc
+
+    data = {"c1": [("a", 0, 1, "s1", "p"), ("b", 3, 2, "s1", "p")], "c2": [("a", 5, 1, None, None)]}
+    store = loudou.connect(":memory:")
+    store.insert_events(events_table(to_journeys(data)))
+    spec = spec_of(["a", "b"])
+    monkeypatch.setattr(dc, "EAGER_CACHE_ROWS", 2)  # this table (3 events) counts as large
+    first = loudou.run_funnel(store, spec).to_dict()
+    assert store._cache is None
+    second = loudou.run_funnel(store, spec).to_dict()
+    assert store._cache is not None
+    assert first == second and [s["count"] for s in first["steps"]] == [2, 1]
+    small = loudou.connect(":memory:")
+    small.insert_events(events_table(to_journeys(data)))
+    monkeypatch.setattr(dc, "EAGER_CACHE_ROWS", 3)
+    loudou.run_funnel(small, spec)
+    assert small._cache is not None  # small tables: the cache from the first funnel on

@@ -250,11 +250,14 @@ def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelRe
 
 
 def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
-    """The funnel's units, from the columnar cache when the store has one (``engine="auto"`` or
-    ``"cache"``) or from SQL rows (``"sql"``). Both give identical results; the tests check it."""
+    """The funnel's units, from the columnar cache (``"cache"``; ``"auto"`` when the store has one
+    and judges it worth using, see ``use_event_cache``) or from SQL rows (``"sql"``). Both give
+    identical results; the tests check it."""
     if engine not in ("auto", "cache", "sql"):
         raise ValueError(f"unknown engine {engine!r}")
-    if engine != "sql" and isinstance(store, CachedStore):
+    if isinstance(store, CachedStore) and (
+        engine == "cache" or (engine == "auto" and store.use_event_cache())
+    ):
         from loudou.query.cached import cached_units
 
         units = cached_units(store, spec)

@@ -74,6 +74,10 @@ class CachedStore(Protocol):
         and customer traits dictionary-encoded alongside."""
         ...
 
+    def use_event_cache(self) -> bool:
+        """Whether ``engine="auto"`` should use the cache for the funnel being asked now."""
+        ...
+
 
 @runtime_checkable
 class Store(Protocol):

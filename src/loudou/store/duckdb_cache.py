@@ -14,6 +14,8 @@ from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
 
 BUILD_BATCH_ROWS = 1 << 20
+# Below this many events the cache is built for the first funnel: it takes well under a second.
+EAGER_CACHE_ROWS = 2_000_000
 
 
 class CacheAbilities:
@@ -25,8 +27,19 @@ class CacheAbilities:
     _writes: int
     _traits_version: int
 
+    _funnels_asked: int = 0
+
     def _count(self, table: str) -> int:
         raise NotImplementedError
+
+    def use_event_cache(self) -> bool:
+        """Whether this funnel should run on the cache: yes once it is built or when the table is
+        small; on a large table only from the second funnel on, since sorting every event costs
+        more than one SQL funnel (a single CLI run asks once; the server and notebooks ask again)."""
+        if self._cache is not None:
+            return True
+        self._funnels_asked += 1
+        return self._funnels_asked > 1 or self._count("events") <= EAGER_CACHE_ROWS
 
     def event_cache(self, properties: Sequence[str] = (), traits: Sequence[str] = ()) -> EventCache:
         with self._cache_lock:

@@ -4,7 +4,9 @@ NPS, sales cycle). Each command prints a table, or the stable JSON document with
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,8 @@ import typer
 from rich.table import Table
 
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, opened, out, resolve_lang
+from loudou.errors import LoudouError
+from loudou.i18n import STRINGS, t
 
 kpi_app = typer.Typer(
     help="Customer value and marketing KPIs: attribution, CAC, CLV, retention, churn, NPS, sales cycle.",
@@ -45,8 +49,44 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def _days(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds / 86400:.1f}d"
+def _l(key: str, lang: str, **values: Any) -> str:
+    """The label ``kpi.<key>`` of :data:`loudou.i18n.STRINGS` in English or Chinese."""
+    return t("kpi." + key, lang, **values)
+
+
+def _value(kind: str, text: str, lang: str) -> str:
+    """A value the KPI code writes in English (note, reason, unit, basis) in the chosen language;
+    anything else (data such as channel names) unchanged."""
+    key = f"kpi.{kind}.{text}"
+    return t(key, lang) if key in STRINGS else text
+
+
+def _basis(text: str, lang: str) -> str:
+    """The LTV basis ('historical' or 'historical + predicted N months') in the chosen language."""
+    m = re.fullmatch(r"historical \+ predicted (\d+) months", text)
+    return _l("basis.predicted", lang, n=m[1]) if m else _value("basis", text, lang)
+
+
+def _days(days: float | None, lang: str) -> str:
+    return "—" if days is None else _l("days", lang, n=_num(days, 1))
+
+
+def _months(months: int | None, lang: str) -> str:
+    return "—" if months is None else _l("months", lang, n=months)
+
+
+# Text columns are left-aligned, numbers right-aligned.
+TEXT_COLUMNS = frozenset(
+    {"channel", "campaign", "note", "group", "customer", "reason", "cohort", "period", "cycle"}
+)
+
+
+def _table(columns: Sequence[str], lang: str, title: str | None = None) -> Table:
+    """A table with the labels of ``columns`` (keys of ``kpi.*`` strings) as headers."""
+    tab = Table(title=title, title_justify="left")
+    for col in columns:
+        tab.add_column(_l(col, lang), justify="left" if col in TEXT_COLUMNS else "right")
+    return tab
 
 
 # ---- attribution ---------------------------------------------------------------------------------
@@ -79,6 +119,7 @@ def attribution(
     date_from: FromOpt = None,
     date_to: ToOpt = None,
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Credit conversions and their revenue to channels (or campaigns) by an attribution model.
@@ -88,6 +129,7 @@ def attribution(
     from loudou.query.attribution import run_attribution
     from loudou.query.kpi_common import date_range
 
+    language = resolve_lang(lang)
     rng = date_range(date_from, date_to)
     with opened(db, read_only=True) as store:
         res = run_attribution(store, conversion, model, lookback, half_life, rng, by, segment)
@@ -95,14 +137,18 @@ def attribution(
         _print_json(res.to_dict())
         return
     out.print(
-        f"Attribution ({res.model}) of {res.conversion}: {res.conversions:,} conversions, "
-        f"{res.unattributed_conversions:,} without a touch in {_days(res.lookback_seconds)}"
+        _l(
+            "attribution_title",
+            language,
+            model=res.model,
+            conversion=res.conversion,
+            conversions=f"{res.conversions:,}",
+            unattributed=f"{res.unattributed_conversions:,}",
+            lookback=_days(res.lookback_seconds / 86400, language),
+        )
     )
-    tab = Table()
-    for col in ["channel", *(["campaign"] if by == "campaign" else []), "conversions"]:
-        tab.add_column(col, justify="left" if col != "conversions" else "right")
-    tab.add_column("revenue", justify="right")
-    tab.add_column("share", justify="right")
+    keys = ["channel", *(["campaign"] if by == "campaign" else [])]
+    tab = _table([*keys, "conversions", "revenue", "share"], language)
     for r in res.channels:
         cells = [r.channel, *([r.campaign or ""] if by == "campaign" else [])]
         tab.add_row(*cells, _num(r.conversions), _num(r.revenue), _pct(r.share))
@@ -145,6 +191,7 @@ def cac_command(
     date_to: ToOpt = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Customer acquisition cost per channel (or campaign) and month, blended CAC, LTV:CAC and
@@ -152,6 +199,7 @@ def cac_command(
     from loudou.query.cac import run_cac
     from loudou.query.kpi_common import KpiEvents, date_range
 
+    language = resolve_lang(lang)
     rng = date_range(date_from, date_to)
     with opened(db, read_only=True) as store:
         res = run_cac(
@@ -168,23 +216,28 @@ def cac_command(
     if as_json:
         _print_json(res.to_dict())
         return
-    print_cac(res)
+    print_cac(res, language)
 
 
-def print_cac(res: Any) -> None:
+def print_cac(res: Any, lang: str = "en") -> None:
     """CAC table per channel with LTV:CAC and payback, and the blended line."""
     doc = res.to_dict()
     bl = doc["blended"]
     out.print(
-        f"CAC ({res.model} attribution): spend {_num(bl['spend'])}, {bl['new_customers']:,} new "
-        f"customers ({_num(bl['unattributed_customers'], 1)} with no touch), blended CAC "
-        f"{_num(bl['cac'])}; LTV = {res.ltv_basis}"
+        _l(
+            "cac_title",
+            lang,
+            model=res.model,
+            spend=_num(bl["spend"]),
+            new=f"{bl['new_customers']:,}",
+            unattributed=_num(bl["unattributed_customers"], 1),
+            cac=_num(bl["cac"]),
+            basis=_basis(res.ltv_basis, lang),
+        )
     )
-    tab = Table()
     cols = ["channel", *(["campaign"] if res.by == "campaign" else [])]
-    cols += ["spend", "new customers", "CAC", "LTV", "LTV:CAC", "payback", "note"]
-    for col in cols:
-        tab.add_column(col, justify="left" if col in ("channel", "campaign", "note") else "right")
+    cols += ["spend", "new_customers", "cac", "ltv", "ltv_cac", "payback", "note"]
+    tab = _table(cols, lang)
     for r in doc["channels"]:
         cells = [r["channel"], *([r["campaign"]] if res.by == "campaign" else [])]
         tab.add_row(
@@ -194,8 +247,8 @@ def print_cac(res: Any) -> None:
             _num(r["cac"]),
             _num(r["ltv"]),
             _num(r["ltv_cac"]),
-            "—" if r["payback_months"] is None else f"{r['payback_months']} mo",
-            r["note"] or "",
+            _months(r["payback_months"], lang),
+            _value("note", r["note"] or "", lang),
         )
     out.print(tab)
 
@@ -222,16 +275,19 @@ def clv_command(
     ] = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Historical and predictive customer lifetime value (BG/NBD + Gamma-Gamma, fitted by
     maximum likelihood). JSON: bgnbd {r, alpha, a, b}, gamma_gamma {p, q, v}, customers (paged)."""
-    from loudou.errors import LoudouError
     from loudou.query.clv import run_clv
     from loudou.query.kpi_common import KpiEvents
 
-    if page < 1 or page_size < 1:
-        raise LoudouError("page and page size must be at least 1", "--page")
+    language = resolve_lang(lang)
+    if page < 1:
+        raise LoudouError("must be at least 1", "--page")
+    if page_size < 1:
+        raise LoudouError("must be at least 1", "--page-size")
     with opened(db, read_only=True) as store:
         res = run_clv(
             store, time_unit, observation_end, horizon, discount, by, KpiEvents(purchase=purchase)
@@ -244,17 +300,34 @@ def clv_command(
     doc = res.to_dict(page, page_size)
     b, g, h, p = doc["bgnbd"], doc["gamma_gamma"], doc["historical"], doc["predicted"]
     out.print(
-        f"CLV to {doc['observation_end']} per {time_unit}, {horizon} months at {discount:.2%}/month\n"
+        _l(
+            "clv_title",
+            language,
+            end=doc["observation_end"],
+            unit=_value("unit", time_unit, language),
+            horizon=horizon,
+            discount=f"{discount:.2%}",
+        )
+    )
+    out.print(
         f"BG/NBD r={b['r']:.4f} alpha={b['alpha']:.4f} a={b['a']:.4f} b={b['b']:.4f}; "
-        f"Gamma-Gamma p={g['p']:.4f} q={g['q']:.4f} v={g['v']:.4f}\n"
-        f"{h['customers']:,} buyers, revenue {_num(h['revenue'])}, AOV {_num(h['aov'])}, "
-        f"{_num(h['purchase_frequency'])} orders per buyer; predicted CLV total "
-        f"{_num(p['total_clv'])}, mean {_num(p['mean_clv'])}"
+        f"Gamma-Gamma p={g['p']:.4f} q={g['q']:.4f} v={g['v']:.4f}"
+    )
+    out.print(
+        _l(
+            "clv_line",
+            language,
+            buyers=f"{h['customers']:,}",
+            revenue=_num(h["revenue"]),
+            aov=_num(h["aov"]),
+            frequency=_num(h["purchase_frequency"]),
+            total=_num(p["total_clv"]),
+            mean=_num(p["mean_clv"]),
+        )
     )
     if doc["groups"]:
-        tab = Table(title=f"by {by}", title_justify="left")
-        for col in ("group", "buyers", "revenue", "AOV", "mean CLV", "mean P(alive)"):
-            tab.add_column(col, justify="left" if col == "group" else "right")
+        cols = ("group", "buyers", "revenue", "aov", "mean_clv", "mean_p_alive")
+        tab = _table(cols, language, _l("by", language, name=by))
         for row in doc["groups"]:
             tab.add_row(
                 str(row["group"]),
@@ -265,9 +338,8 @@ def clv_command(
                 _pct(row["mean_p_alive"]),
             )
         out.print(tab)
-    tab = Table(title="Top customers by CLV", title_justify="left")
-    for col in ("customer", "orders", "revenue", "P(alive)", "exp. purchases", "CLV"):
-        tab.add_column(col, justify="left" if col == "customer" else "right")
+    cols = ("customer", "orders", "revenue", "p_alive", "expected_purchases", "clv")
+    tab = _table(cols, language, _l("top_clv", language))
     for row in doc["customers"][:20]:
         tab.add_row(
             row["customer_id"],
@@ -294,12 +366,14 @@ def retention_command(
     date_to: ToOpt = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Cohort retention matrix: share of each first-period cohort active in each later period."""
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_retention
 
+    language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
         res = run_retention(
             store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
@@ -308,9 +382,13 @@ def retention_command(
         _print_json(res.to_dict())
         return
     width = max((len(c["retention"]) for c in res.cohorts), default=0)
-    tab = Table(title=f"Retention by {period} ({basis})", title_justify="left")
-    tab.add_column("cohort")
-    tab.add_column("size", justify="right")
+    title = _l(
+        "retention_title",
+        language,
+        period=_value("unit", period, language),
+        basis=_value("basis", basis, language),
+    )
+    tab = _table(("cohort", "size"), language, title)
     for k in range(width):
         tab.add_column(f"+{k}", justify="right")
     for c in res.cohorts:
@@ -326,21 +404,22 @@ def repeat_command(
     date_to: ToOpt = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Repeat purchase rate and time between purchases (days)."""
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_repeat
 
+    language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
         res = run_repeat(store, date_range(date_from, date_to), by, KpiEvents(purchase=purchase))
     if as_json:
         _print_json(res.to_dict())
         return
-    tab = Table()
-    for col in ("group", "buyers", "repeat buyers", "repeat rate", "median gap", "p25", "p75"):
-        tab.add_column(col, justify="left" if col == "group" else "right")
-    rows = [{"group": "all", **res.to_dict()}, *res.groups]
+    cols = ("group", "buyers", "repeat_buyers", "repeat_rate", "median_gap", "p25", "p75")
+    tab = _table(cols, language)
+    rows = [{"group": _l("all", language), **res.to_dict()}, *res.groups]
     for r in rows:
         g = r["days_between_purchases"]
         tab.add_row(
@@ -348,7 +427,7 @@ def repeat_command(
             f"{r['buyers']:,}",
             f"{r['repeat_buyers']:,}",
             _pct(r["repeat_rate"]),
-            *(_num(g[k], 1) + "d" if g[k] is not None else "—" for k in ("median", "p25", "p75")),
+            *(_days(g[k], language) for k in ("median", "p25", "p75")),
         )
     out.print(tab)
 
@@ -361,12 +440,14 @@ def churn_command(
     date_to: ToOpt = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Churn rate per period: active in the previous period and not in this one."""
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.retention import run_churn
 
+    language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
         rows = run_churn(
             store, period, basis, date_range(date_from, date_to), KpiEvents(purchase=purchase)
@@ -374,9 +455,13 @@ def churn_command(
     if as_json:
         _print_json({"period": period, "basis": basis, "periods": rows})
         return
-    tab = Table(title=f"Churn by {period} ({basis})", title_justify="left")
-    for col in ("period", "active before", "retained", "churned", "churn rate"):
-        tab.add_column(col, justify="left" if col == "period" else "right")
+    title = _l(
+        "churn_title",
+        language,
+        period=_value("unit", period, language),
+        basis=_value("basis", basis, language),
+    )
+    tab = _table(("period", "active_before", "retained", "churned", "churn_rate"), language, title)
     for r in rows:
         tab.add_row(
             r["period"],
@@ -415,12 +500,16 @@ def churn_risk_command(
     ] = None,
     purchase: PurchaseOpt = "order_completed",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Churn-risk list (流失预警): slipping buyers ranked by value at risk, exportable as CSV."""
     from loudou.query.kpi_common import KpiEvents
     from loudou.query.retention import run_churn_risk
 
+    language = resolve_lang(lang)
+    if limit < 0:
+        raise LoudouError("must be 0 or more", "--limit")
     with opened(db, read_only=True) as store:
         res = run_churn_risk(
             store,
@@ -440,18 +529,20 @@ def churn_risk_command(
         _print_json(res.to_dict(limit))
         return
     doc = res.to_dict(limit)
-    tab = Table(
-        title=f"Churn risk: {doc['total_customers']:,} buyers, value at risk "
-        f"{_num(doc['total_value_at_risk'])} (P(alive) < {p_alive_below}, or silent > "
-        f"{res.inactive_days:.0f} days)",
-        title_justify="left",
+    title = _l(
+        "churn_risk_title",
+        language,
+        buyers=f"{doc['total_customers']:,}",
+        value=_num(doc["total_value_at_risk"]),
+        p=p_alive_below,
+        days=f"{res.inactive_days:.0f}",
     )
-    for col in ("customer", "reason", "P(alive)", "days silent", "revenue", "value at risk"):
-        tab.add_column(col, justify="left" if col in ("customer", "reason") else "right")
+    cols = ("customer", "reason", "p_alive", "days_silent", "revenue", "value_at_risk")
+    tab = _table(cols, language, title)
     for r in doc["customers"]:
         tab.add_row(
             r["customer_id"],
-            r["reason"],
+            _value("reason", r["reason"], language),
             _pct(r["p_alive"]),
             _num(r["days_since_last_purchase"], 0),
             _num(r["revenue"]),
@@ -475,39 +566,49 @@ def nps_command(
         str, typer.Option("--referral", help="Referral event (advocacy).")
     ] = "referral_sent",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Net Promoter Score with a 95% interval, by segment and over time, and advocacy counts."""
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.nps import run_nps
 
+    language = resolve_lang(lang)
     events = KpiEvents(nps=event, nps_score=score, referral=referral)
     with opened(db, read_only=True) as store:
         res = run_nps(store, date_range(date_from, date_to), by, period, events)
     if as_json:
         _print_json(res.to_dict())
         return
-    print_nps(res.to_dict())
+    print_nps(res.to_dict(), language)
 
 
-def print_nps(doc: dict[str, Any]) -> None:
+def print_nps(doc: dict[str, Any], lang: str = "en") -> None:
+    """NPS with its interval and advocacy, then tables by group and over time."""
     adv = doc["advocacy"]
     out.print(
-        f"NPS {_num(doc['nps'], 1)} (95% CI {_num(doc['ci95'][0], 1)} to {_num(doc['ci95'][1], 1)}) "
-        f"from {doc['responses']:,} answers: {_pct(doc['promoter_share'])} promoters, "
-        f"{_pct(doc['passive_share'])} passives, {_pct(doc['detractor_share'])} detractors. "
-        f"Advocates: {adv['advocates']:,} ({adv['promoter_customers']:,} promoters, "
-        f"{adv['referrers']:,} referrers)"
+        _l(
+            "nps_line",
+            lang,
+            nps=_num(doc["nps"], 1),
+            lo=_num(doc["ci95"][0], 1),
+            hi=_num(doc["ci95"][1], 1),
+            answers=f"{doc['responses']:,}",
+            promoters=_pct(doc["promoter_share"]),
+            passives=_pct(doc["passive_share"]),
+            detractors=_pct(doc["detractor_share"]),
+            advocates=f"{adv['advocates']:,}",
+            promoter_customers=f"{adv['promoter_customers']:,}",
+            referrers=f"{adv['referrers']:,}",
+        )
     )
     for title, key, rows in (
-        (f"by {doc['by']}", "group", doc["groups"]),
-        (f"per {doc['period']}", "period", doc["over_time"]),
+        (_l("by", lang, name=doc["by"]), "group", doc["groups"]),
+        (_l("per", lang, period=_value("unit", doc["period"], lang)), "period", doc["over_time"]),
     ):
         if not rows:
             continue
-        tab = Table(title=title, title_justify="left")
-        for col in (key, "answers", "NPS", "95% CI", "promoters", "detractors"):
-            tab.add_column(col, justify="left" if col == key else "right")
+        tab = _table((key, "answers", "nps", "ci95", "promoters", "detractors"), lang, title)
         for r in rows:
             tab.add_row(
                 str(r[key]),
@@ -538,12 +639,14 @@ def sales_cycle_command(
     lead: Annotated[str, typer.Option("--lead", help="Stage that opens a deal.")] = "lead",
     won: Annotated[str, typer.Option("--won", help="Stage that wins a deal.")] = "won",
     as_json: JsonOpt = False,
+    lang: LangOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Sales cycle: days from first touch to first purchase, and from lead to won."""
     from loudou.query.kpi_common import KpiEvents, date_range
     from loudou.query.sales_cycle import run_sales_cycle
 
+    language = resolve_lang(lang)
     events = KpiEvents(
         purchase=purchase,
         deal_stage=stage_event,
@@ -556,21 +659,18 @@ def sales_cycle_command(
     if as_json:
         _print_json(res.to_dict())
         return
-    print_sales_cycle(res.to_dict())
+    print_sales_cycle(res.to_dict(), language)
 
 
-def print_sales_cycle(doc: dict[str, Any]) -> None:
-    tab = Table(title="Sales cycle (days)", title_justify="left")
-    for col in ("cycle", "group", "n", "median", "p25", "p75", "mean"):
-        tab.add_column(col, justify="left" if col in ("cycle", "group") else "right")
-    for key, label in (
-        ("first_touch_to_purchase", "first touch → purchase"),
-        ("lead_to_won", "lead → won"),
-    ):
+def print_sales_cycle(doc: dict[str, Any], lang: str = "en") -> None:
+    """Median, quartiles and mean of both cycles, overall and per group."""
+    cols = ("cycle", "group", "n", "median", "p25", "p75", "mean")
+    tab = _table(cols, lang, _l("sales_cycle_title", lang))
+    for key in ("first_touch_to_purchase", "lead_to_won"):
         part = doc[key]
-        for g in [{"group": "all", **part}, *part["groups"]]:
+        for g in [{"group": _l("all", lang), **part}, *part["groups"]]:
             tab.add_row(
-                label,
+                _l(key, lang),
                 str(g["group"]),
                 f"{g['n']:,}",
                 *(_num(g[k], 1) for k in ("median", "p25", "p75", "mean")),
@@ -601,52 +701,21 @@ def summary_command(
     print_summary(doc, resolve_lang(lang))
 
 
-SUMMARY_LABELS = {
-    "title": {
-        "en": "KPIs per channel (first-touch CAC; CLV = {basis})",
-        "zh": "各渠道指标（首次触点获客成本；CLV = {basis}）",
-    },
-    "channel": {"en": "channel", "zh": "渠道"},
-    "spend": {"en": "spend", "zh": "花费"},
-    "new customers": {"en": "new customers", "zh": "新客户"},
-    "CAC": {"en": "CAC", "zh": "获客成本 CAC"},
-    "CLV": {"en": "CLV", "zh": "客户终身价值 CLV"},
-    "LTV:CAC": {"en": "LTV:CAC", "zh": "LTV:CAC"},
-    "payback": {"en": "payback", "zh": "回本"},
-    "blended": {"en": "blended", "zh": "整体"},
-    "months": {"en": "{n} mo", "zh": "{n} 个月"},
-    "line": {
-        "en": "NPS {nps} (95% CI {lo:.1f} to {hi:.1f}, {n:,} answers) · repeat purchase rate "
-        "{repeat} of {buyers:,} buyers · sales cycle: first touch → purchase median {ftp} days, "
-        "lead → won median {ltw} days",
-        "zh": "净推荐值 NPS {nps}（95% 置信区间 {lo:.1f} 至 {hi:.1f}，{n:,} 份答卷）· 复购率 "
-        "{repeat}（{buyers:,} 位购买客户）· 销售周期：首次触点 → 购买 中位 {ftp} 天，"
-        "线索 → 成交 中位 {ltw} 天",
-    },
-}
-
-
-def _l(key: str, lang: str, **values: Any) -> str:
-    return SUMMARY_LABELS[key]["zh" if lang == "zh" else "en"].format(**values)
-
-
 def print_summary(doc: dict[str, Any], lang: str = "en") -> None:
     """Print the summary of :func:`loudou.query.kpi_summary.kpi_summary` (English or Chinese)."""
     cac = doc["cac"]
     bl = cac["blended"]
-    out.print(_l("title", lang, basis=cac["ltv_basis"]))
-    tab = Table()
-    for col in ("channel", "spend", "new customers", "CAC", "CLV", "LTV:CAC", "payback"):
-        tab.add_column(_l(col, lang), justify="left" if col == "channel" else "right")
+    out.print(_l("summary_title", lang, basis=_basis(cac["ltv_basis"], lang)))
+    tab = _table(("channel", "spend", "new_customers", "cac", "clv", "ltv_cac", "payback"), lang)
     for r in cac["channels"]:
         tab.add_row(
-            r["channel"] + (f" ({r['note']})" if r["note"] else ""),
+            r["channel"] + (f" ({_value('note', r['note'], lang)})" if r["note"] else ""),
             _num(r["spend"], 0),
             _num(r["new_customers"], 0),
             _num(r["cac"]),
             _num(r["ltv"]),
             _num(r["ltv_cac"]),
-            "—" if r["payback_months"] is None else _l("months", lang, n=r["payback_months"]),
+            _months(r["payback_months"], lang),
         )
     tab.add_row(
         _l("blended", lang),
@@ -662,7 +731,7 @@ def print_summary(doc: dict[str, Any], lang: str = "en") -> None:
     lo, hi = nps["ci95"]
     out.print(
         _l(
-            "line",
+            "summary_line",
             lang,
             nps=_num(nps["nps"], 1),
             lo=lo,

@@ -19,6 +19,7 @@ from numba import njit
 
 from loudou.kernels.funnel import (
     ANY_ORDER,
+    ORDERED,
     STRICT_ORDER,
     _any_order_level,
     _attempt,
@@ -184,22 +185,30 @@ def _pass(
     # customer, which at millions of customers is more than the funnel itself.
     simple_rows = prop_tables.shape[0] == 0 and group_props.shape[0] == 0 and not keep_all
     one_unit = simple_rows and count_mode == COUNT_CUSTOMERS and pass_no == 1
+    plain_rows = simple_rows and bd_prop < 0 and t_lo <= -(2**62) and t_hi >= 2**62
     first_bit = np.uint64(1)
     for c in range(c_lo, c_hi):
         if simple_rows and d_off[c] == d_off[c + 1]:
             # base rows only: a branch-free compaction of the events that match a step
             n = 0
             trait_mask = trait_masks[c]
-            for idx in range(b_off[c], b_off[c + 1]):
-                m = event_bits[b_code[idx]] & trait_mask
-                ts = b_ts[idx]
-                if (m & first_bit) and (ts < t_lo or ts > t_hi):
-                    m &= ~first_bit
-                s_t[n] = ts
-                s_m[n] = m
-                if bd_prop >= 0:
-                    s_bd[n] = b_props[bd_prop, idx]
-                n += m != 0
+            if plain_rows:  # no date range, no breakdown property: the tightest loop
+                for idx in range(b_off[c], b_off[c + 1]):
+                    m = event_bits[b_code[idx]] & trait_mask
+                    s_t[n] = b_ts[idx]
+                    s_m[n] = m
+                    n += m != 0
+            else:
+                for idx in range(b_off[c], b_off[c + 1]):
+                    m = event_bits[b_code[idx]] & trait_mask
+                    ts = b_ts[idx]
+                    if (m & first_bit) and (ts < t_lo or ts > t_hi):
+                        m &= ~first_bit
+                    s_t[n] = ts
+                    s_m[n] = m
+                    if bd_prop >= 0:
+                        s_bd[n] = b_props[bd_prop, idx]
+                    n += m != 0
         else:
             n = _gather(
                 c, b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
@@ -212,7 +221,9 @@ def _pass(
             # one group, one unit: the customer (same as _customer, without the bookkeeping)
             for q in range(n_steps):
                 times_buf[q] = -1
-            if mode == ANY_ORDER:
+            if mode == ORDERED:  # the default mode, inlined with a constant: its checks fold away
+                lvl, fi = _chain_level(s_t, s_m, 0, n, n_steps, window, ORDERED, times_buf, ws)
+            elif mode == ANY_ORDER:
                 lvl, fi = _any_order_level(s_t, s_m, 0, n, n_steps, window, times_buf, ws)
             else:
                 lvl, fi = _chain_level(s_t, s_m, 0, n, n_steps, window, mode, times_buf, ws)

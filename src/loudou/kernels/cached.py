@@ -261,10 +261,12 @@ def _in_threads(n_cust: int, run: Callable[[int, int], None]) -> None:
 
 
 def _outputs(size: int, n_steps: int) -> list[np.ndarray]:
-    """level, step times [steps, units] (one contiguous row per step), breakdown code, unit."""
+    """level, step times [steps, units] (one contiguous row per step), breakdown code, unit.
+    Times need no fill: every unit the kernel writes gets all its steps (-1 where not reached),
+    and slots it does not write are filtered out."""
     return [
         np.zeros(size, np.int64),
-        np.full((n_steps, size), -1, np.int64),
+        np.empty((n_steps, size), np.int64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
     ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -324,22 +325,29 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         )
         return int(new or 0)  # type: ignore[call-overload]
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction on this connection: committed when the block ends, else rolled back."""
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            yield
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
     def _in_transaction(self, tables: dict[str, pa.Table], work: Callable[[], int]) -> int:
         """Register Arrow tables under fixed names, run ``work`` in one transaction, clean up."""
         con = self.con
         for name, table in tables.items():
             con.register(name, table)
         try:
-            con.execute("BEGIN")
-            result = work()
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                return work()
         finally:
             for name in tables:
                 con.unregister(name)
-        return result
 
     def insert_events(self, batch: pa.Table) -> WriteResult:
         self._writes += 1
@@ -361,12 +369,10 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         batch = batch.select(SPEND_SCHEMA.names).cast(SPEND_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
-        con = self.con
-        con.register("_batch", batch)
-        try:
-            con.execute("BEGIN")
+
+        def work() -> int:
             before = self._count("spend")
-            con.execute(
+            self.con.execute(
                 """
                 INSERT INTO spend
                 SELECT day, channel, coalesce(campaign, ''), sum(amount), any_value(coalesce(currency, 'USD'))
@@ -375,13 +381,9 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
                     amount = excluded.amount, currency = excluded.currency
                 """
             )
-            inserted = self._count("spend") - before
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_batch")
+            return self._count("spend") - before
+
+        inserted = self._in_transaction({"_batch": batch}, work)
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     # -- reads ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import duckdb
 import numpy as np
@@ -30,6 +31,9 @@ class CacheAbilities:
     _funnels_asked: int = 0
 
     def _count(self, table: str) -> int:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 
     def use_event_cache(self) -> bool:
@@ -63,37 +67,33 @@ class CacheAbilities:
         preallocated arrays: DuckDB sorts integers, not strings, and no string column of every
         event is ever held in Python."""
         con = self.con
-        con.execute("BEGIN")  # one snapshot for the dictionaries and the rows
         try:
-            n = self._count("events")
-            customers = con.sql(
-                "SELECT DISTINCT customer_id FROM events ORDER BY 1"
-            ).to_arrow_table()
-            names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
-            n_cust, n_names = customers.num_rows, names.num_rows
-            con.register("_cache_customers", customers.append_column("c", pa.array(np.arange(n_cust, dtype=np.int32))))  # fmt: skip
-            con.register("_cache_events", names.append_column("v", pa.array(np.arange(n_names, dtype=np.int32))))  # fmt: skip
-            reader = con.sql(
-                "SELECT c.c, epoch_us(e.ts) AS t, v.v, e.rowid AS r FROM events e "
-                "JOIN _cache_customers c ON c.customer_id = e.customer_id "
-                "JOIN _cache_events v ON v.event = e.event ORDER BY c.c, t, r"
-            ).to_arrow_reader(BUILD_BATCH_ROWS)
-            ts = np.empty(n, np.int64)
-            code = np.empty(n, np.int32)
-            rowid = np.empty(n, np.int64)
-            per_customer = np.zeros(n_cust, np.int64)
-            at = 0
-            for batch in reader:
-                k = batch.num_rows
-                per_customer += np.bincount(batch.column(0).to_numpy(), minlength=n_cust)
-                ts[at : at + k] = batch.column(1).to_numpy()
-                code[at : at + k] = batch.column(2).to_numpy()
-                rowid[at : at + k] = batch.column(3).to_numpy()
-                at += k
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with self._transaction():  # one snapshot for the dictionaries and the rows
+                n = self._count("events")
+                customers = con.sql(
+                    "SELECT DISTINCT customer_id FROM events ORDER BY 1"
+                ).to_arrow_table()
+                names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
+                n_cust, n_names = customers.num_rows, names.num_rows
+                con.register("_cache_customers", customers.append_column("c", pa.array(np.arange(n_cust, dtype=np.int32))))  # fmt: skip
+                con.register("_cache_events", names.append_column("v", pa.array(np.arange(n_names, dtype=np.int32))))  # fmt: skip
+                reader = con.sql(
+                    "SELECT c.c, epoch_us(e.ts) AS t, v.v, e.rowid AS r FROM events e "
+                    "JOIN _cache_customers c ON c.customer_id = e.customer_id "
+                    "JOIN _cache_events v ON v.event = e.event ORDER BY c.c, t, r"
+                ).to_arrow_reader(BUILD_BATCH_ROWS)
+                ts = np.empty(n, np.int64)
+                code = np.empty(n, np.int32)
+                rowid = np.empty(n, np.int64)
+                per_customer = np.zeros(n_cust, np.int64)
+                at = 0
+                for batch in reader:
+                    k = batch.num_rows
+                    per_customer += np.bincount(batch.column(0).to_numpy(), minlength=n_cust)
+                    ts[at : at + k] = batch.column(1).to_numpy()
+                    code[at : at + k] = batch.column(2).to_numpy()
+                    rowid[at : at + k] = batch.column(3).to_numpy()
+                    at += k
         finally:
             con.unregister("_cache_customers")
             con.unregister("_cache_events")

@@ -8,10 +8,30 @@ Typical notebook use::
     result.to_pandas(); result.figure()
 """
 
-from loudou.model.results import FunnelResult, StepResult
-from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
-from loudou.query.funnel import Funnel, run_funnel
-from loudou.store import connect
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loudou.model.results import FunnelResult, StepResult
+    from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
+    from loudou.query.funnel import Funnel, run_funnel
+    from loudou.store import connect
+
+# Names are loaded on first use: the funnel engine pulls in numba (~0.5 s), which commands such as
+# `loudou import` never need.
+_LAZY = {
+    "Condition": "loudou.model.spec",
+    "Exclusion": "loudou.model.spec",
+    "FunnelSpec": "loudou.model.spec",
+    "Step": "loudou.model.spec",
+    "FunnelResult": "loudou.model.results",
+    "StepResult": "loudou.model.results",
+    "Funnel": "loudou.query.funnel",
+    "run_funnel": "loudou.query.funnel",
+    "connect": "loudou.store",
+}
 
 __all__ = [
     "Condition",
@@ -25,3 +45,16 @@ __all__ = [
     "run_funnel",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loudou' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

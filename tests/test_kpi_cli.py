@@ -91,6 +91,14 @@ def test_attribution_bad_model_is_one_line(kpi_db):
     assert r.stderr.startswith("error: --model:") and r.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", ["repeat", "nps"])
+def test_grouping_by_a_trait_no_customer_has_is_an_error(kpi_db, command):
+    r = run("kpi", command, "--by", "segmnt", "--db", kpi_db)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.startswith("error: --by:") and "segmnt" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     "args,key",
     [

@@ -244,10 +244,16 @@ def group_labels(
             touches = read_touches(store)
         mapping = first_touch_channels(touches)
     else:
+        trait = by.removeprefix("customer.")
         try:
-            mapping = read_traits(store, by.removeprefix("customer."))
+            mapping = read_traits(store, trait)
         except LoudouError as e:
             raise KpiError(e.message, "--by") from None
+        if not mapping and customers:  # most likely a typo: grouping everyone as "(none)" hides it
+            raise KpiError(
+                f"no customer has the trait {trait!r} (group by 'channel' or a customer trait)",
+                "--by",
+            )
     return [mapping.get(c, NONE_LABEL) for c in customers]
 
 

@@ -121,3 +121,24 @@ def test_limit_and_segment_filter():
         diagnose(store, spec, period="year")
     with pytest.raises(LoudouError):
         diagnose(store, spec, alpha=2)
+
+
+def test_moves_after_conversion_are_not_loops():
+    """Worked by hand: 60 buyers go view → cart → checkout → buy, then view again (post-purchase
+    browsing); 60 loop checkout → cart → checkout before buying; 60 stop at cart. Of the 120 who
+    reached checkout, 60 went back (to cart); of the 180 at cart, none went back before
+    converting. So one loop, at checkout, and no 'buy → view' loop from the post-purchase views."""
+    from journeys import make_store, spec_of
+
+    h = 3600
+    journeys: dict = {}
+    for i in range(60):
+        journeys[f"after{i}"] = [("view", 0), ("cart", h), ("checkout", 2 * h), ("buy", 3 * h), ("view", 4 * h)]  # fmt: skip
+        journeys[f"loop{i}"] = [("view", 0), ("cart", h), ("checkout", 2 * h), ("cart", 3 * h), ("checkout", 4 * h), ("buy", 5 * h)]  # fmt: skip
+        journeys[f"stop{i}"] = [("view", 0), ("cart", h)]
+    store = make_store(journeys)
+    spec = spec_of(["view", "cart", "checkout", "buy"])
+    loops = [f for f in diagnose(store, spec).findings if f.kind == "loop"]
+    assert [(f.from_step, f.to_step) for f in loops] == [("checkout", "cart")]
+    assert loops[0].conversion == pytest.approx(60 / 120)
+    assert loops[0].baseline == pytest.approx(0 / 180)

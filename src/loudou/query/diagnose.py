@@ -7,7 +7,8 @@ Four kinds of finding (README "Diagnose"):
 - ``period``: step-1 days/weeks/months in which a transition converted below its other periods,
   overall and within each group; adjacent bad periods are merged into one span;
 - ``loop``: a stage from which customers go back to an earlier stage more often than from the
-  other stages.
+  other stages. Only moves before a customer first reaches the last step count: a buyer who views
+  the pricing page after purchase has finished the funnel, not looped in it.
 
 Every segment, period and loop test goes into one Benjamini–Hochberg family; a finding needs
 q <= alpha and the bad direction. Under data with nothing planted all nulls are true, so BH keeps
@@ -244,7 +245,8 @@ class _LoopTest:
 
 
 def _loop_tests(store: Store, spec: FunnelSpec, min_n: int) -> list[_LoopTest]:
-    """Per stage, customers who went back to an earlier stage, against the other stages."""
+    """Per stage, customers who went back to an earlier stage, against the other stages; each
+    customer's moves up to the first time they reach the last stage."""
     from loudou.query.transitions import stage_sequences
 
     seq = stage_sequences(store, spec)
@@ -253,6 +255,9 @@ def _loop_tests(store: Store, spec: FunnelSpec, min_n: int) -> list[_LoopTest]:
     looped = np.zeros(n, np.int64)
     targets = np.zeros((n, n), np.int64)
     for cust_stages in seq:
+        done = np.flatnonzero(cust_stages == n - 1)
+        if done.size:
+            cust_stages = cust_stages[: done[0] + 1]
         uniq = np.unique(cust_stages)
         reached[uniq] += 1
         a, b = cust_stages[:-1], cust_stages[1:]
@@ -261,7 +266,7 @@ def _loop_tests(store: Store, spec: FunnelSpec, min_n: int) -> list[_LoopTest]:
             looped[np.unique(a[back])] += 1
             np.add.at(targets, (a[back], b[back]), 1)
     out = []
-    candidates = [i for i in range(1, n) if reached[i] >= min_n]
+    candidates = [i for i in range(1, n - 1) if reached[i] >= min_n]  # the last stage ends it
     for i in candidates:
         others = [j for j in candidates if j != i]
         rn, rx = int(reached[others].sum()), int(looped[others].sum())

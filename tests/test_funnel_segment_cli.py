@@ -107,6 +107,26 @@ def test_segment_breakdown_replaces_the_spec_files_breakdown(env, tmp_path):
     assert [b["value"] for b in kept["breakdown"]] == ["mobile"]  # within the segment
 
 
+def test_a_spec_files_segment_breakdown_means_segments(env, tmp_path):
+    """``breakdown: segment:...`` in a spec file, or in a spec sent to the REST API, means what
+    ``--breakdown segment:...`` means (it was read as a property named 'segment:mob')."""
+    from loudou.model.templates import spec_from_data
+    from loudou.query.rows import any_funnel
+
+    db, spec_file, _, _ = env
+    by_option = funnel_json(spec_file, "--breakdown", "segment:mob,handheld", "--db", db)
+    in_file = tmp_path / "by_segments.yaml"
+    in_file.write_text(SPEC_YAML + "breakdown: segment:mob,handheld\n", encoding="utf-8")
+    assert funnel_json(str(in_file), "--db", db) == by_option
+    assert [b["value"] for b in by_option["breakdown"]] == ["mob", "handheld"]
+    store = loudou.connect(db, read_only=True)
+    try:
+        data = {"name": "shop", "window": "7d", "steps": STEPS, "breakdown": "segment:mob,handheld"}
+        assert any_funnel(store, spec_from_data(data, store, "spec")).to_dict() == by_option
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [

@@ -51,10 +51,10 @@ async def funnel_query(request: Request) -> Response:
 
 def _run_funnel(request: Request, spec: dict[str, Any]) -> dict[str, Any]:
     from loudou.model.templates import spec_from_data
-    from loudou.query.funnel import run_funnel
+    from loudou.query.rows import any_funnel
 
     with request.app.state.loudou.reader() as store:
-        return run_funnel(store, spec_from_data(spec, store, "spec")).to_dict()
+        return any_funnel(store, spec_from_data(spec, store, "spec")).to_dict()
 
 
 def _cursor(text: str | None) -> tuple[datetime, str] | None:

@@ -176,8 +176,7 @@ def funnel(
     loudou funnel spec.yaml --segment vip --breakdown customer.region;
     loudou funnel spec.yaml --breakdown segment:vip,churn_risk
     """
-    from loudou.query.funnel import run_funnel
-    from loudou.query.rows import SEGMENT_PREFIX, is_segment_by, segment_funnel
+    from loudou.query.rows import SEGMENT_PREFIX, any_funnel, is_segment_by
 
     language = resolve_lang(lang)
     by_segments = breakdown if breakdown and is_segment_by(breakdown) else None
@@ -197,10 +196,7 @@ def funnel(
     }
     with opened(db, read_only=True) as store:
         spec = build_spec(spec_file, step or [], template, options, store)
-        if segment or by_segments:  # segments replace a spec file's own breakdown
-            result = segment_funnel(store, spec, segment=segment, by=by_segments)
-        else:
-            result = run_funnel(store, spec)
+        result = any_funnel(store, spec, segment=segment, by=by_segments)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     elif as_csv:

@@ -207,7 +207,10 @@ class FunnelSpec(_Model):
                 )
         if len(self.steps) + len(self.exclusions) > 64:
             raise ValueError("exclusions: too many steps and exclusions together (max 64)")
-        if self.breakdown is not None:
+        if self.breakdown is not None and self.breakdown.startswith("segment:"):
+            for name in filter(None, (x.strip() for x in self.breakdown[8:].split(","))):
+                check_name(name, "breakdown")  # saved segments (loudou.query.rows.any_funnel)
+        elif self.breakdown is not None:
             check_name(self.breakdown.removeprefix("customer.").removeprefix("event."), "breakdown")
         for h in self.hold_constant:
             check_name(h, "hold_constant")

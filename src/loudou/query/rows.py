@@ -189,6 +189,24 @@ def segment_funnel(
 _BANDS_RE = re.compile(r"^(?P<name>[^:]+):(?P<edges>-?\d+(?:\.\d+)?(?:,-?\d+(?:\.\d+)?)*)$")
 
 
+def any_funnel(
+    store: Store, spec: FunnelSpec, segment: str | None = None, by: str | None = None
+) -> FunnelResult:
+    """The funnel a user asked for, wherever the breakdown came from: a breakdown naming saved
+    segments ('segments', 'segment:a,b', 'rfm') — given as ``by`` or as the spec's own, e.g. in a
+    spec file — and a ``segment`` filter go through :func:`segment_funnel`; anything else is
+    :func:`loudou.query.funnel.run_funnel`."""
+    from loudou.query.funnel import run_funnel
+
+    if by is None and spec.breakdown and is_segment_by(spec.breakdown):
+        by = spec.breakdown
+    if by is not None:
+        spec = spec.model_copy(update={"breakdown": None})
+    if segment or by:
+        return segment_funnel(store, spec, segment=segment, by=by)
+    return run_funnel(store, spec)
+
+
 def band_labels(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, list[str]]:
     """Numeric values to band labels ('<18', '18-24', ..., '55+'; '(none)' if not a number)
     with integer edges read as whole years or counts; and the labels in order."""

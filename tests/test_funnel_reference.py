@@ -29,7 +29,10 @@ journeys_st = st.dictionaries(
     st.lists(event_st, min_size=1, max_size=14),
     min_size=1,
 )
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Building a store costs far more than a funnel on it, so each example checks every mode (and
+# step count) on one store: 60 stores give 240-960 checks per property.
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MODES = ["ordered", "strict_order", "strict_increase", "any_order"]
 
 
 def matches(name: str, v: int, n_steps: int) -> frozenset[int]:
@@ -57,81 +60,71 @@ def reference_levels(data, n_steps, window, mode, key=None):
 
 
 @SETTINGS
-@given(
-    data=journeys_st,
-    mode=st.sampled_from(["ordered", "strict_order", "strict_increase", "any_order"]),
-    n_steps=st.integers(min_value=1, max_value=4),
-    window_min=st.integers(min_value=1, max_value=30),
-)
-def test_levels_match_reference(data, mode, n_steps, window_min):
+@given(data=journeys_st, window_min=st.integers(min_value=1, max_value=30))
+def test_levels_match_reference(data, window_min):
     store = make_store(to_journeys(data))
-    spec = spec_of(STEPS[:n_steps], window=window_min * 60, mode=mode)
-    expected = reference_levels(data, n_steps, window_min * 60, mode)
-    assert levels_by_customer(store, spec) == expected
-    assert counts(store, spec) == counts_from_levels(list(expected.values()), n_steps)
+    for mode in MODES:
+        for n_steps in range(1, 5):
+            spec = spec_of(STEPS[:n_steps], window=window_min * 60, mode=mode)
+            expected = reference_levels(data, n_steps, window_min * 60, mode)
+            assert levels_by_customer(store, spec) == expected, (mode, n_steps)
+            assert counts(store, spec) == counts_from_levels(list(expected.values()), n_steps)
 
 
 @SETTINGS
-@given(
-    data=journeys_st,
-    mode=st.sampled_from(["ordered", "strict_order", "strict_increase", "any_order"]),
-    window_min=st.integers(min_value=1, max_value=30),
-)
-def test_hold_constant_matches_reference(data, mode, window_min):
+@given(data=journeys_st, window_min=st.integers(min_value=1, max_value=30))
+def test_hold_constant_matches_reference(data, window_min):
     store = make_store(to_journeys(data))
-    spec = spec_of(STEPS, window=window_min * 60, mode=mode, hold_constant=["prod"])
-    expected = reference_levels(data, 4, window_min * 60, mode, key=lambda ev: ev[4])
-    assert levels_by_customer(store, spec) == expected
+    for mode in MODES:
+        spec = spec_of(STEPS, window=window_min * 60, mode=mode, hold_constant=["prod"])
+        expected = reference_levels(data, 4, window_min * 60, mode, key=lambda ev: ev[4])
+        assert levels_by_customer(store, spec) == expected, mode
 
 
 @SETTINGS
-@given(
-    data=journeys_st,
-    mode=st.sampled_from(["ordered", "strict_order", "strict_increase", "any_order"]),
-    window_min=st.integers(min_value=1, max_value=30),
-)
-def test_sessions_match_reference(data, mode, window_min):
+@given(data=journeys_st, window_min=st.integers(min_value=1, max_value=30))
+def test_sessions_match_reference(data, window_min):
     store = make_store(to_journeys(data))
-    spec = spec_of(STEPS, window=window_min * 60, mode=mode, count="sessions")
-    sessions = {}
-    for cid, evs in data.items():
-        for sid in {ev[3] for ev in evs}:
-            sub = {cid: [ev for ev in evs if ev[3] == sid]}
-            sessions[(cid, sid)] = reference_levels(sub, 4, window_min * 60, mode).get(cid, 0)
-    assert counts(store, spec) == counts_from_levels(list(sessions.values()), 4)
+    for mode in MODES:
+        spec = spec_of(STEPS, window=window_min * 60, mode=mode, count="sessions")
+        sessions = {}
+        for cid, evs in data.items():
+            for sid in {ev[3] for ev in evs}:
+                sub = {cid: [ev for ev in evs if ev[3] == sid]}
+                sessions[(cid, sid)] = reference_levels(sub, 4, window_min * 60, mode).get(cid, 0)
+        assert counts(store, spec) == counts_from_levels(list(sessions.values()), 4), mode
 
 
 @SETTINGS
 @given(data=journeys_st, window_min=st.integers(min_value=1, max_value=30))
 def test_exclusions_only_remove_customers_who_did_the_excluded_event(data, window_min):
     store = make_store(to_journeys(data))
-    plain = spec_of(STEPS, window=window_min * 60)
-    excl = spec_of(
-        STEPS,
-        window=window_min * 60,
-        exclusions=[{"event": "x", "after_step": 1, "before_step": 3}],
-    )
-    before, after = levels_by_customer(store, plain), levels_by_customer(store, excl)
-    for cid, lv in before.items():
-        if not any(ev[0] == "x" for ev in data[cid]):
-            assert after.get(cid) == lv
-        else:
-            assert after.get(cid) in (None, lv)
-    assert set(after) <= set(before)
+    for mode in MODES:
+        plain = spec_of(STEPS, window=window_min * 60, mode=mode)
+        excl = spec_of(
+            STEPS,
+            window=window_min * 60,
+            mode=mode,
+            exclusions=[{"event": "x", "after_step": 1, "before_step": 3}],
+        )
+        before, after = levels_by_customer(store, plain), levels_by_customer(store, excl)
+        for cid, lv in before.items():
+            if not any(ev[0] == "x" for ev in data[cid]):
+                assert after.get(cid) == lv, mode
+            else:
+                assert after.get(cid) in (None, lv), mode
+        assert set(after) <= set(before)
 
 
 @SETTINGS
-@given(
-    data=journeys_st,
-    mode=st.sampled_from(["ordered", "strict_order", "strict_increase", "any_order"]),
-    n_steps=st.integers(min_value=1, max_value=4),
-    window_min=st.integers(min_value=1, max_value=30),
-)
-def test_totals_match_reference(data, mode, n_steps, window_min):
+@given(data=journeys_st, window_min=st.integers(min_value=1, max_value=30))
+def test_totals_match_reference(data, window_min):
     store = make_store(to_journeys(data))
-    spec = spec_of(STEPS[:n_steps], window=window_min * 60, mode=mode, count="totals")
-    expected = []
-    for evs in data.values():
-        events = [(t * 60 * 1_000_000, matches(e, v, n_steps)) for e, t, v, _, _ in evs]
-        expected += attempt_levels(events, n_steps, window_min * 60 * 1_000_000, mode)
-    assert counts(store, spec) == counts_from_levels(expected, n_steps)
+    for mode in MODES:
+        for n_steps in range(1, 5):
+            spec = spec_of(STEPS[:n_steps], window=window_min * 60, mode=mode, count="totals")
+            expected = []
+            for evs in data.values():
+                events = [(t * 60 * 1_000_000, matches(e, v, n_steps)) for e, t, v, _, _ in evs]
+                expected += attempt_levels(events, n_steps, window_min * 60 * 1_000_000, mode)
+            assert counts(store, spec) == counts_from_levels(expected, n_steps), (mode, n_steps)

@@ -147,7 +147,14 @@ def main() -> None:
     parser.add_argument("--only", choices=["parquet", "csv"], help="time one format only")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
-        "--src", type=Path, default=ROOT / "src", help="loudou sources to time (before/after)"
+        "--src",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "src"],
+        help="loudou sources to time; several (before/after) run in turn on the same files",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per source and format (all are reported)"
     )
     args = parser.parse_args()
 
@@ -156,17 +163,26 @@ def main() -> None:
         table = make_events(args.events, ids=not args.no_ids)
         paths = write_files(table, Path(folder), gz=args.gzip)
         del table
-        for fmt, path in paths.items():
-            if args.only and not fmt.startswith(args.only):
-                continue
+        runs = [
+            (fmt, path, src)
+            for fmt, path in paths.items()
+            if not args.only or fmt.startswith(args.only)
+            for _ in range(args.repeat)
+            for src in args.src
+        ]
+        for fmt, path, src in runs:
             db = Path(folder) / f"{fmt}.duckdb"
-            first = run_import(path, db, args.src)
-            again = run_import(path, db, args.src)
+            db.unlink(missing_ok=True)
+            Path(str(db) + ".wal").unlink(missing_ok=True)
+            first = run_import(path, db, src)
+            again = run_import(path, db, src)
             if first.summary["loaded"] != args.events or again.summary["loaded"] != 0:
                 raise SystemExit(f"{fmt}: unexpected counts {first.summary} then {again.summary}")
             results.append(
                 {
                     "format": fmt,
+                    "src": str(src),
+                    "load_average": os.getloadavg()[0],
                     "bytes": path.stat().st_size,
                     "seconds": round(first.seconds, 3),
                     "cpu_seconds": round(first.cpu, 3),
@@ -187,16 +203,19 @@ def main() -> None:
         print(json.dumps(report))
         return
     print(f"{args.events:,} events, event ids {'in the file' if not args.no_ids else 'hashed'}")
+    several = len(args.src) > 1
     print(
         f"{'file':<12} {'MB':>7} {'import s':>9} {'cpu s':>6} {'RSS MB':>7} {'events/s':>11} "
-        f"{'re-import s':>12} {'cpu s':>6} {'events/s':>11}"
+        f"{'re-import s':>12} {'cpu s':>6} {'events/s':>11} {'load':>5}"
+        + ("  src" if several else "")
     )
     for r in results:
         print(
             f"{r['format']:<12} {r['bytes'] / 1e6:>7.1f} {r['seconds']:>9.2f} "
             f"{r['cpu_seconds']:>6.2f} {r['peak_rss_mb']:>7.0f} {r['events_per_second']:>11,} "
             f"{r['reimport_seconds']:>12.2f} {r['reimport_cpu_seconds']:>6.2f} "
-            f"{r['reimport_events_per_second']:>11,}"
+            f"{r['reimport_events_per_second']:>11,} {r['load_average']:>5.1f}"
+            + (f"  {r['src']}" if several else "")
         )
     print(f"load average {report['load_average']:.2f}")
 

@@ -21,14 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_body(events: int, single: bool) -> bytes:
-    """A body with MSGPFX where each request puts its own unique prefix (so nothing dedups)."""
+def make_body(events: int, single: bool, live: bool = False) -> bytes:
+    """A body with MSGPFX where each request puts its own unique prefix (so nothing dedups), and
+    with ``live`` TIMESTAMP where it puts the current time (else all events share one time)."""
 
     def message(i: int) -> dict[str, object]:
         return {
@@ -37,7 +39,7 @@ def make_body(events: int, single: bool) -> bytes:
             "anonymousId": f"anon-{i % 1000}",
             "event": ["page_view", "add_to_cart", "checkout", "order_completed"][i % 4],
             "messageId": f"MSGPFX-{i}",
-            "timestamp": "2025-06-01T12:00:00Z",
+            "timestamp": "TIMESTAMP" if live else "2025-06-01T12:00:00Z",
             "properties": {"sku": f"sku-{i % 50}", "price": 19.99, "revenue": 19.99},
             "context": {
                 "ip": "10.0.0.1",
@@ -115,11 +117,19 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 async def drive(
-    url: str, key: str, clients: int, seconds: float, events: int, single: bool, pid: int | None
+    url: str,
+    key: str,
+    clients: int,
+    seconds: float,
+    events: int,
+    single: bool,
+    pid: int | None,
+    live: bool = False,
+    tag: str = "",
 ) -> dict[str, float]:
     parts = urlsplit(url)
     auth = base64.b64encode(f"{key}:".encode()).decode()
-    template = make_body(events, single)
+    template = make_body(events, single, live)
     path = "/v1/track" if single else "/v1/batch"
     latencies: list[float] = []
     counter = 0
@@ -131,7 +141,10 @@ async def drive(
         conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80, auth)
         while time.perf_counter() < deadline:
             counter += 1
-            body = template.replace(b"MSGPFX", f"r{os.getpid()}-{c}-{counter}".encode())
+            body = template.replace(b"MSGPFX", f"r{os.getpid()}{tag}-{c}-{counter}".encode())
+            if live:
+                now = datetime.now(UTC).isoformat(timespec="milliseconds")
+                body = body.replace(b"TIMESTAMP", now.encode())
             t0 = time.perf_counter()
             status = await conn.post(path, body)
             latencies.append(time.perf_counter() - t0)
@@ -166,8 +179,11 @@ async def drive(
     }
 
 
-def own_server() -> tuple[subprocess.Popen[bytes], str, str, tempfile.TemporaryDirectory[str]]:
-    """A fresh server on a temporary database, with a write key."""
+def own_server(
+    src: Path,
+) -> tuple[subprocess.Popen[bytes], str, str, tempfile.TemporaryDirectory[str]]:
+    """A fresh server running the loudou sources in ``src``, on a temporary database, with a
+    write key."""
     import socket
 
     import httpx
@@ -175,17 +191,19 @@ def own_server() -> tuple[subprocess.Popen[bytes], str, str, tempfile.TemporaryD
     tmp = tempfile.TemporaryDirectory()
     db = str(Path(tmp.name) / "bench.duckdb")
     cli = [sys.executable, "-m", "loudou"]
+    env = {**os.environ, "PYTHONPATH": str(src)}
     made = subprocess.run(
         [*cli, "keys", "create", "--role", "write", "--json", "--db", db],
         capture_output=True,
         check=True,
         text=True,
+        env=env,
     )
     key = json.loads(made.stdout)["key"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([*cli, "serve", "--db", db, "--port", str(port)])
+    proc = subprocess.Popen([*cli, "serve", "--db", db, "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -202,31 +220,72 @@ def main() -> None:
     ap.add_argument("--url", help="A running server (default: start one on a temp database).")
     ap.add_argument("--key", help="Its write key (required with --url).")
     ap.add_argument("--clients", type=int, default=16, help="Concurrent batch clients.")
-    ap.add_argument("--single-clients", type=int, default=32, help="Concurrent single clients.")
+    ap.add_argument(
+        "--single-clients",
+        type=int,
+        default=32,
+        help="Concurrent single clients (0: skip that phase).",
+    )
     ap.add_argument("--seconds", type=float, default=10.0, help="Duration of each phase.")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="Seconds of batch load before measuring (a new server's first requests load code).",
+    )
+    ap.add_argument(
+        "--live",
+        action="store_true",
+        help="Events at the current time (each request extends its customers' last_seen), "
+        "rather than all at one fixed time.",
+    )
     ap.add_argument("--batch", type=int, default=100, help="Events per batch request.")
     ap.add_argument("--pid", type=int, help="The server's pid, to report its CPU use.")
     ap.add_argument("--json", action="store_true", help="Print JSON.")
+    ap.add_argument(
+        "--src", type=Path, default=ROOT / "src", help="loudou sources to serve (before/after)"
+    )
     args = ap.parse_args()
     proc = tmp = None
     pid = args.pid
+    load_before = os.getloadavg()[0]
     if args.url is None:
-        proc, url, key, tmp = own_server()
+        proc, url, key, tmp = own_server(args.src)
         pid = proc.pid
     else:
         if not args.key:
             raise SystemExit("--key is required with --url")
         url, key = args.url.rstrip("/"), args.key
     try:
-        batch = asyncio.run(drive(url, key, args.clients, args.seconds, args.batch, False, pid))
-        single = asyncio.run(drive(url, key, args.single_clients, args.seconds, 1, True, pid))
+        if args.warmup > 0:
+            asyncio.run(
+                drive(url, key, args.clients, args.warmup, args.batch, False, pid, args.live, "w")
+            )
+        batch = asyncio.run(
+            drive(url, key, args.clients, args.seconds, args.batch, False, pid, args.live, "b")
+        )
+        single = (
+            asyncio.run(
+                drive(url, key, args.single_clients, args.seconds, 1, True, pid, args.live, "s")
+            )
+            if args.single_clients
+            else None
+        )
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait()
         if tmp is not None:
             tmp.cleanup()
-    report = {"batch": batch, "single": single, "clients": args.clients, "batch_size": args.batch}
+    report = {
+        "batch": batch,
+        "single": single,
+        "clients": args.clients,
+        "batch_size": args.batch,
+        "live_timestamps": args.live,
+        "warmup_s": args.warmup,
+        "load_average": [load_before, os.getloadavg()[0]],
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -236,13 +295,16 @@ def main() -> None:
         f"server {batch['server_cores']} cores, client {batch['client_cores']} cores; "
         f"{batch['commits_per_s']} commits/s"
     )
+    if single is not None:
+        print(
+            f"single events, {args.single_clients} clients: {single['requests_per_s']:,.0f} requests/s, "
+            f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms ({single['failed']} failed); "
+            f"server {single['server_cores']} cores, client {single['client_cores']} cores; "
+            f"{single['commits_per_s']} commits/s"
+        )
     print(
-        f"single events, {args.single_clients} clients: {single['requests_per_s']:,.0f} requests/s, "
-        f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms ({single['failed']} failed); "
-        f"server {single['server_cores']} cores, client {single['client_cores']} cores; "
-        f"{single['commits_per_s']} commits/s"
+        f"load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

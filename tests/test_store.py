@@ -208,7 +208,7 @@ def test_version_2_database_upgrades_keeping_events_in_order_and_deduplication(t
     old = events_table({"a": [("view", 0), ("buy", 60)], "b": [("view", 5), ("buy", 9)]})
     _version_2_database(path, old)
     store = loudou.connect(path)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION
     rows = store.query("SELECT event_id FROM events ORDER BY rowid").column("event_id").to_pylist()
     assert rows == old.column("event_id").to_pylist()
     keys = store.query("SELECT count(*) AS n FROM event_keys").column("n").to_pylist()

@@ -4,6 +4,12 @@ since its last commit in a single transaction and then answers all of those requ
 A request is answered only after the transaction holding its rows committed (DuckDB writes and
 syncs its WAL at commit), so a 200 means durable. While one commit runs, new requests queue up and
 share the next one: many concurrent small requests become few transactions.
+
+Checkpoints (DuckDB moving the WAL into the database file; ~0.1 s per 16 MB of WAL, during which no
+commit can run) are the writer's to schedule: DuckDB's own threshold is raised so that a commit
+does not run one, and the writer checkpoints when it has been idle a little while, or between
+two commits once the WAL has grown past ``MAX_WAL_BYTES`` (sustained load leaves no idle time).
+Durability does not depend on checkpoints: every commit syncs the WAL.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from loudou.ingest.segment import Rows
 from loudou.store.base import Collector, WriteResult
@@ -26,6 +32,27 @@ MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
 # A commit has a large fixed cost (statements, WAL sync), so while requests are still being read
 # or parsed the writer waits for them, up to this long, rather than commit without them.
 LINGER_S = 0.005
+IDLE_CHECKPOINT_S = 0.05  # idle this long after a commit: checkpoint the WAL if it holds
+IDLE_MIN_WAL_BYTES = 1 << 20  # at least this much (a checkpoint rewrites each table's last row
+IDLE_ANY_WAL_S = 1.0  # group, so tiny ones are wasteful), or any WAL once idle this long
+MAX_WAL_BYTES = 32 << 20  # checkpoint between commits even when busy past this much WAL
+# A commit runs a checkpoint only past this much WAL (a backstop for writes the writer does not
+# see, e.g. actions); the writer's own checkpoints come long before.
+WAL_BACKSTOP = "1GB"
+
+
+@runtime_checkable
+class WriterStore(Protocol):
+    """A store whose checkpoints the writer schedules, and which prepares for writes (the
+    DuckDB store)."""
+
+    def defer_checkpoints(self, threshold: str) -> None: ...
+
+    def checkpoint(self) -> None: ...
+
+    def wal_bytes(self) -> int: ...
+
+    def prepare_writes(self) -> None: ...
 
 
 @dataclass
@@ -43,15 +70,28 @@ class GroupWriter:
     """Owns the store's write connection; ``await write(rows)`` returns once the rows are durable."""
 
     def __init__(
-        self, store: Collector, max_rows: int = MAX_GROUP_ROWS, linger: float = LINGER_S
+        self,
+        store: Collector,
+        max_rows: int = MAX_GROUP_ROWS,
+        linger: float = LINGER_S,
+        idle_checkpoint: float = IDLE_CHECKPOINT_S,
+        max_wal: int = MAX_WAL_BYTES,
     ) -> None:
         self.store = store
         self.max_rows = max_rows
         self.linger = linger
+        self.idle_checkpoint = idle_checkpoint
+        self.max_wal = max_wal
         self.incoming = 0  # requests being read or parsed, soon to be written (event loop's count)
         self.commits = 0  # transactions so far, for tests and /v1/health
         self.rows = 0
         self.relinked = 0  # aliases linked: earlier rows were re-keyed
+        self.checkpoints = 0  # run by this writer (idle or past max_wal)
+        self._unsaved = False  # committed since the last checkpoint
+        self._ckpt: WriterStore | None = store if isinstance(store, WriterStore) else None
+        if self._ckpt is not None:
+            self._ckpt.defer_checkpoints(WAL_BACKSTOP)
+            self._ckpt.prepare_writes()  # so that the first requests do not wait for it
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="loudou-writer", daemon=True)
         self._thread.start()
@@ -95,7 +135,7 @@ class GroupWriter:
     def _run(self) -> None:
         held: list[_Job | None] = []  # a job taken from the queue that must wait for a commit
         while True:
-            first = held.pop() if held else self._queue.get()
+            first = held.pop() if held else self._next()
             if first is None:
                 return
             if first.action is not None:
@@ -121,6 +161,35 @@ class GroupWriter:
             error = self._commit(group)
             for job in group:
                 job.done(None, error)
+            if self._ckpt is not None and self._ckpt.wal_bytes() >= self.max_wal:
+                self._checkpoint()
+
+    def _next(self) -> _Job | None:
+        """The next job; while none comes, checkpoint once idle for ``idle_checkpoint`` s with
+        a megabyte of WAL, or for a second with any (not while requests are being read: they
+        would wait for it)."""
+        idle = 0.0
+        while self._unsaved and self._ckpt is not None:
+            try:
+                return self._queue.get(timeout=self.idle_checkpoint)
+            except queue.Empty:
+                idle += self.idle_checkpoint
+                if self.incoming <= 0 and (
+                    idle >= IDLE_ANY_WAL_S or self._ckpt.wal_bytes() >= IDLE_MIN_WAL_BYTES
+                ):
+                    self._checkpoint()
+        return self._queue.get()
+
+    def _checkpoint(self) -> None:
+        self._unsaved = False
+        if self._ckpt is None:
+            return
+        try:
+            self._ckpt.checkpoint()
+        except Exception:  # e.g. a reader's transaction in the way: the next one will do
+            log.warning("checkpoint failed", exc_info=True)
+            return
+        self.checkpoints += 1
 
     def _act(self, job: _Job) -> None:
         assert job.action is not None
@@ -130,6 +199,7 @@ class GroupWriter:
             job.done(None, e)
         else:
             self.commits += 1  # may have written: readers refresh their caches
+            self._unsaved = True
             job.done(result, None)
 
     def _commit(self, group: list[_Job]) -> BaseException | None:
@@ -142,4 +212,5 @@ class GroupWriter:
         self.relinked = self.store.relinked
         self.commits += 1
         self.rows += result.inserted
+        self._unsaved = True
         return None

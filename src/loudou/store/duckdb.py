@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from loudou.errors import StoreError
@@ -22,6 +23,7 @@ from loudou.store.duckdb_sql import (
     read_customers_sql,
     read_events_sql,
 )
+from loudou.store.keyset import KeyBatch, event_keys, shared_keys, warm_up_kernels
 
 # An event's de-duplication key: a stable 128-bit hash of its id (md5 is fixed by its standard, so
 # keys written by one DuckDB version match those of the next; 2^-128 odds of two ids colliding).
@@ -111,12 +113,35 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+_LOW_64 = "18446744073709551615::UHUGEINT"  # 2^64 - 1
+
+
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    """``event_keys`` without an index: a plain table appended in step with ``events`` (one row
+    per stored event), holding each key as two UBIGINT halves, ``hi = md5_number(event_id) >> 64``
+    and ``lo`` its low 64 bits. Which keys are new is decided in memory (``store.keyset``), so
+    writes no longer maintain an ART index that grows with the store. The table is rebuilt (DuckDB
+    cannot drop a primary key), keeping its row order."""
+    con.execute(
+        f"""
+        CREATE TABLE event_keys_v4 (hi UBIGINT NOT NULL, lo UBIGINT NOT NULL);
+        INSERT INTO event_keys_v4
+            SELECT (k >> 64)::UBIGINT, (k & {_LOW_64})::UBIGINT FROM event_keys ORDER BY rowid;
+        DROP TABLE event_keys;
+        ALTER TABLE event_keys_v4 RENAME TO event_keys;
+        """  # noqa: S608
+    )
+
+
 # Migrations in order; the schema version is the number applied. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 _ROW_GROUP = 122_880  # DuckDB's rows per row group
+
+
+_KEY_BATCH = 1 << 20  # keys read from event_keys at a time
 
 
 def _row_group_chunks(table: pa.Table) -> pa.Table:
@@ -128,6 +153,16 @@ def _row_group_chunks(table: pa.Table) -> pa.Table:
     return pa.Table.from_batches(
         table.combine_chunks().to_batches(max_chunksize=_ROW_GROUP), table.schema
     )
+
+
+def _with_keys(batch: pa.Table, hi: np.ndarray, lo: np.ndarray) -> pa.Table:
+    """``batch`` with its keys as columns ``_hi``, ``_lo``, chunked like the batch (DuckDB scans
+    a table one record batch at a time)."""
+    bounds = np.cumsum([0, *(len(c) for c in batch.column(0).chunks)])
+    pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
+    return batch.append_column(
+        "_hi", pa.chunked_array([hi[a:b] for a, b in pieces], pa.uint64())
+    ).append_column("_lo", pa.chunked_array([lo[a:b] for a, b in pieces], pa.uint64()))
 
 
 class DuckDBStore(ServerAbilities, CacheAbilities):
@@ -148,6 +183,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         else:
             self.con = self._connect()
             self._migrate()
+        self._keys = shared_keys(path)  # event ids stored (shared by this file's stores)
         self._cache: EventCache | None = None
         self._cache_lock = threading.Lock()
         self._writes = 0  # bumped on every write; cached traits are only valid for one value
@@ -225,83 +261,112 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
     def _count(self, table: str) -> int:
         return int(self._scalar(f"SELECT count(*) FROM {table}") or 0)  # type: ignore[call-overload]  # noqa: S608
 
-    def _put_events(self, source: str) -> int:
-        """Insert events from ``source`` (a relation of EVENT_SCHEMA named by loudou, never by
-        users) inside the caller's transaction, skipping ids already stored and repeats within
-        ``source`` (the first one wins); every customer seen exists in customers, with first/last
-        seen times. Events are only appended, so the rows added are those from the old row count.
+    def _catch_up(self) -> int:
+        """First thing in an event write's transaction: bring the in-memory keys (loaded on the
+        first write: reads never pay for it) up to the tables as this transaction sees them.
+        Returns the row count of ``identities``."""
+        ((keys, links),) = self.con.execute(
+            "SELECT (SELECT count(*) FROM event_keys), (SELECT count(*) FROM identities)"
+        ).fetchall()
+        self._keys.catch_up(int(keys), self._read_keys, int(links))
+        return int(links)
 
-        The keys go into ``event_keys`` first (sorted, which makes the index insert cheaper); how
-        many were new tells whether all rows, none, or only some need inserting: the common bulk
-        cases (a new file, a file imported again) then need no join and no copy."""
-        con = self.con
-        rows = self._count(source)
-        keys_before = self._count("event_keys")
-        rows_before = self._count("events")
-        new = int(
-            self._scalar(  # type: ignore[call-overload]
-                f"INSERT INTO event_keys SELECT {_EVENT_KEY} FROM {source} ORDER BY 1 "  # noqa: S608
-                "ON CONFLICT DO NOTHING"  # a key repeated within source counts once
+    def prepare_writes(self) -> None:
+        """Load what event writes need (the stored keys, the compiled kernels) now rather than
+        in the first write; a server does this before it takes requests."""
+        with self._writing_events(), self._transaction():
+            self._catch_up()
+        warm_up_kernels()
+
+    def _read_keys(self, start: int) -> Iterator[KeyBatch]:
+        """The keys of ``event_keys`` rows from ``start`` on, a batch at a time."""
+        rel = self.con.sql("SELECT hi, lo FROM event_keys WHERE rowid >= $1", params=[start])
+        for batch in rel.to_arrow_reader(_KEY_BATCH):
+            yield (
+                batch.column(0).to_numpy(zero_copy_only=False),
+                batch.column(1).to_numpy(zero_copy_only=False),
             )
-            or 0
-        )
-        if new == rows:
-            con.execute(f"INSERT INTO events SELECT {_EVENT_COLUMNS} FROM {source}")  # noqa: S608
-        elif new:
-            self._put_some_events(source, keys_before)
-        if new:
-            self._saw_customers(rows_before)
-        return new
 
-    def _put_some_events(self, source: str, keys_before: int) -> None:
-        """Insert the rows of ``source`` whose key was new to ``event_keys`` (row ``keys_before``
-        on), the first row of each key; rows keep their order."""
-        con = self.con
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _staged AS "  # noqa: S608
-            f"SELECT {_EVENT_KEY} AS _k, {_EVENT_COLUMNS} FROM {source}"
-        )
+    @contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """``table`` registered as ``name`` within a statement or two of a transaction."""
+        self.con.register(name, table)
         try:
-            con.execute(
-                f"""
-                INSERT INTO events SELECT {_EVENT_COLUMNS} FROM _staged WHERE rowid IN (
-                    SELECT min(s.rowid) FROM _staged s JOIN event_keys k ON k.k = s._k
-                    WHERE k.rowid >= $1 GROUP BY s._k
-                ) ORDER BY rowid
-                """,  # noqa: S608
-                [keys_before],
-            )
-        finally:
-            con.execute("DROP TABLE IF EXISTS _staged")
+            yield
+        except BaseException:
+            # the transaction is aborted, which refuses even this; the next registration of the
+            # name replaces the table
+            with suppress(duckdb.Error):
+                self.con.unregister(name)
+            raise
+        self.con.unregister(name)
 
-    def _saw_customers(self, rows_before: int) -> None:
-        """First/last seen of the customers of events appended from row ``rows_before`` on. An
-        UPDATE of the customers whose range grows and an INSERT of the new ones: DuckDB's
-        ``ON CONFLICT DO UPDATE`` costs far more per row (seconds for 50k customers)."""
-        con = self.con
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _seen AS SELECT customer_id, min(ts) AS f, max(ts) AS l "
-            "FROM events WHERE rowid >= $1 GROUP BY customer_id",
-            [rows_before],
-        )
+    @contextmanager
+    def _writing_events(self) -> Iterator[None]:
+        """Around a write transaction that stores events: one at a time per database in this
+        process, and the keys it claimed count as stored only if it committed."""
+        keys = self._keys
+        with keys.lock:
+            try:
+                yield
+            except BaseException:
+                keys.rollback()
+                raise
+            keys.commit()
+
+    def _put_events(self, batch: pa.Table) -> int:
+        """Insert the events of ``batch`` (EVENT_SCHEMA) inside the caller's transaction (under
+        ``_writing_events``, after ``_catch_up``), skipping ids already stored and repeats within the batch (the first
+        one wins), keeping their order; every customer seen exists in customers, with first/last
+        seen times. Returns the number of events inserted."""
         try:
-            con.execute(
+            hi, lo = event_keys(batch.column("event_id"))
+        except ValueError as e:
+            raise StoreError(str(e), "event_id") from None
+        new = self._keys.claim(hi, lo)
+        inserted = int(np.count_nonzero(new))
+        if inserted == 0:
+            return 0
+        if inserted < batch.num_rows:
+            batch, hi, lo = batch.filter(pa.array(new)), hi[new], lo[new]
+        batch = _row_group_chunks(batch)
+        con = self.con
+        with self._registered("_new", _with_keys(batch, hi, lo)):
+            con.execute(f"INSERT INTO events SELECT {_EVENT_COLUMNS} FROM _new")  # noqa: S608
+            con.execute("INSERT INTO event_keys SELECT _hi, _lo FROM _new")
+        self._saw_customers(batch)
+        return inserted
+
+    def _saw_customers(self, batch: pa.Table) -> None:
+        """First/last seen of the customers of newly stored events, from the batch itself, for
+        the customers whose stored range may not cover them yet: one MERGE, as every statement
+        that joins customers scans it whole (``INSERT .. ON CONFLICT`` too)."""
+        seen = batch.group_by("customer_id", use_threads=False).aggregate(
+            [("ts", "min"), ("ts", "max")]
+        )
+        ids = seen.column("customer_id").to_pylist()
+        first = seen.column("ts_min").cast(pa.int64()).to_pylist()
+        last = seen.column("ts_max").cast(pa.int64()).to_pylist()
+        stored = self._keys
+        todo = stored.unseen(ids, first, last)
+        if not todo:
+            return
+        if len(todo) < len(ids):
+            seen = seen.take(todo)
+        with self._registered("_seen", seen.select(["customer_id", "ts_min", "ts_max"])):
+            self.con.execute(
                 """
-                UPDATE customers SET
-                    first_seen = least(coalesce(customers.first_seen, s.f), s.f),
-                    last_seen = greatest(coalesce(customers.last_seen, s.l), s.l)
-                FROM _seen s
-                WHERE customers.customer_id = s.customer_id
-                  AND (customers.first_seen IS NULL OR customers.last_seen IS NULL
-                       OR s.f < customers.first_seen OR s.l > customers.last_seen)
+                MERGE INTO customers USING _seen s ON customers.customer_id = s.customer_id
+                WHEN MATCHED AND (customers.first_seen IS NULL OR customers.last_seen IS NULL
+                                  OR s.ts_min < customers.first_seen
+                                  OR s.ts_max > customers.last_seen) THEN UPDATE SET
+                    first_seen = least(coalesce(customers.first_seen, s.ts_min), s.ts_min),
+                    last_seen = greatest(coalesce(customers.last_seen, s.ts_max), s.ts_max)
+                WHEN NOT MATCHED THEN INSERT (customer_id, first_seen, last_seen)
+                    VALUES (s.customer_id, s.ts_min, s.ts_max)
                 """
             )
-            con.execute(  # the new ones; the key lookups cost less than scanning customers
-                "INSERT INTO customers (customer_id, first_seen, last_seen) "
-                "SELECT customer_id, f, l FROM _seen ON CONFLICT DO NOTHING"
-            )
-        finally:
-            con.execute("DROP TABLE IF EXISTS _seen")
+        stored.saw([ids[i] for i in todo], [first[i] for i in todo], [last[i] for i in todo])
 
     def _merge_traits(self, source: str) -> int:
         """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for
@@ -351,10 +416,16 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
     def insert_events(self, batch: pa.Table) -> WriteResult:
         self._writes += 1
-        batch = _row_group_chunks(batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA))
+        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
-        inserted = self._in_transaction({"_batch": batch}, lambda: self._put_events("_batch"))
+
+        def work() -> int:
+            self._catch_up()
+            return self._put_events(batch)
+
+        with self._writing_events():
+            inserted = self._in_transaction({}, work)
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:

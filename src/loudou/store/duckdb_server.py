@@ -11,23 +11,23 @@ customer.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, ApiKey, WriteResult
+from loudou.store.keyset import StoredKeys
 
 if TYPE_CHECKING:
     from loudou.store.duckdb import DuckDBStore
 
-# Batch rows with their customer id resolved through the identity map (names are loudou's own).
-_RESOLVED_EVENTS = (
-    "(SELECT b.* REPLACE (coalesce(i.customer_id, b.customer_id) AS customer_id) "
-    "FROM _batch b LEFT JOIN identities i ON i.alias_id = b.customer_id)"
-)
 _RESOLVED_TRAITS = (
     "(SELECT coalesce(i.customer_id, t.customer_id) AS customer_id, t.traits "
     "FROM _traits t LEFT JOIN identities i ON i.alias_id = t.customer_id)"
@@ -67,7 +67,11 @@ class ServerAbilities:
     con: duckdb.DuckDBPyConnection
     path: str
     _in_transaction: Callable[[dict[str, pa.Table], Callable[[], int]], int]
-    _put_events: Callable[[str], int]
+    _writing_events: Callable[[], AbstractContextManager[None]]
+    _put_events: Callable[[pa.Table], int]
+    _catch_up: Callable[[], int]
+    _registered: Callable[[str, pa.Table], AbstractContextManager[None]]
+    _keys: StoredKeys
     _merge_traits: Callable[[str], int]
     _cache: Any  # DuckDBStore's in-process event cache
     _writes: int
@@ -105,12 +109,11 @@ class ServerAbilities:
             self._linked_aliases_ = set()
         return self._linked_aliases_
 
-    def _may_be_aliases(self, customer_ids: pa.ChunkedArray) -> bool:
+    def _may_be_aliases(self, customer_ids: pa.ChunkedArray, count: int) -> bool:
         """Whether some of these ids may be aliases: False only when surely none is. The set of
         all aliases is loaded once and kept up to date by ``_link``; the row count of identities
-        (only ever inserted into) tells when someone else added some, or a link was rolled
-        back: then the set is loaded again."""
-        (count,) = self.con.execute("SELECT count(*) FROM identities").fetchone() or (0,)
+        in this transaction, ``count`` (only ever inserted into), tells when
+        someone else added some, or a link was rolled back: then the set is loaded again."""
         if count != self._aliases_count:
             self._aliases_count = int(count)
             self._all_aliases_ = None
@@ -136,33 +139,54 @@ class ServerAbilities:
         customers = customers.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
 
         def work() -> int:
+            aliases = self._catch_up()  # identities rows, plus those _link adds
             if links:
-                self._link(links)
+                aliases += self._link(links)
             inserted = 0
             if events.num_rows:
                 # resolved through the identity map only if some ids may be aliases (after _link)
-                aliased = self._may_be_aliases(events.column("customer_id"))
-                inserted = self._put_events(_RESOLVED_EVENTS if aliased else "_batch")
+                ids = events.column("customer_id")
+                maybe = self._may_be_aliases(ids, aliases)
+                resolved = self._resolved(events) if maybe else events
+                inserted = self._put_events(resolved)
             if customers.num_rows:
                 self._merge_traits(_RESOLVED_TRAITS)
             return inserted
 
         relinked = self.relinked
-        tables = {"_batch": events}
+        tables = {}
         if customers.num_rows:  # registering a table costs about as much as a small insert
             tables["_traits"] = customers
-        inserted = self._in_transaction(tables, work)
+        with self._writing_events():
+            inserted = self._in_transaction(tables, work)
         self.external_write(rewritten=self.relinked != relinked)  # this store's own cache too
         return WriteResult(inserted=inserted, duplicates=events.num_rows - inserted)
 
-    def _link(self, links: Sequence[tuple[str, str]]) -> None:
-        """Add new aliases and move what the store holds under them to their customers."""
+    def _resolved(self, events: pa.Table) -> pa.Table:
+        """``events`` with each customer id that is an alias replaced by its customer, in order."""
+        ids = events.column("customer_id")
+        with self._registered("_ids", pa.table({"alias_id": pc.unique(ids)})):
+            links = self.con.sql(
+                "SELECT alias_id, customer_id FROM identities WHERE alias_id IN "
+                "(SELECT alias_id FROM _ids)"
+            ).to_arrow_table()
+        if links.num_rows == 0:
+            return events
+        at = pc.index_in(ids, value_set=links.column("alias_id"))
+        customer = pc.coalesce(pc.take(links.column("customer_id"), at), ids)
+        return events.set_column(
+            events.schema.get_field_index("customer_id"), "customer_id", customer
+        )
+
+    def _link(self, links: Sequence[tuple[str, str]]) -> int:
+        """Add new aliases and move what the store holds under them to their customers.
+        Returns the number of aliases added."""
         con = self.con
         # An alias, once linked, stays linked (first link wins): skip those known to be linked.
         known = self._linked_aliases
         links = [pair for pair in links if pair[0] not in known]
         if not links:
-            return
+            return 0
         ids = sorted({x for pair in links for x in pair})
         existing = dict(
             con.execute(
@@ -176,9 +200,10 @@ class ServerAbilities:
         known.update(existing)
         known.update(new)
         if not new:
-            return
+            return 0
         self.relinked += len(new)
         self._remember_aliases(list(new))
+        self._keys.linked(list(new))
         table = pa.table(
             {"alias_id": list(new), "customer_id": list(new.values())}, schema=_LINK_SCHEMA
         )
@@ -214,6 +239,28 @@ class ServerAbilities:
             con.execute("DELETE FROM customers WHERE customer_id IN (SELECT alias_id FROM _new)")
         finally:
             con.unregister("_new")
+        return len(new)
+
+    # -- checkpoints (scheduled by the server's writer) ------------------------------------------
+    def defer_checkpoints(self, threshold: str) -> None:
+        """Let the WAL grow to ``threshold`` (e.g. "1GB") before a commit checkpoints it: the
+        caller checkpoints at times of its choosing. Commits still sync the WAL."""
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]?i?B", threshold):
+            raise ValueError(f"not a size: {threshold!r}")
+        self.con.execute(f"SET checkpoint_threshold = '{threshold}'")
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file now."""
+        self.con.execute("CHECKPOINT")
+
+    def wal_bytes(self) -> int:
+        """Bytes of WAL not yet checkpointed (0 in memory)."""
+        if self.path == ":memory:":
+            return 0
+        try:
+            return os.path.getsize(self.path + ".wal")
+        except OSError:
+            return 0
 
     def external_write(self, rewritten: bool) -> None:
         """Another connection of this process committed: cached traits are stale, and so are

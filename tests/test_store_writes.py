@@ -1,0 +1,179 @@
+"""Exactly-once event storage with the in-memory key set: repeats within and across batches,
+rolled-back writes, several stores and processes on one file, and the upgrade from schema 3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+import loudou
+from loudou.errors import StoreError
+from loudou.store.duckdb import MIGRATIONS, SCHEMA_VERSION, DuckDBStore
+from loudou.store.keyset import StoredKeys
+
+from journeys import events_table
+
+
+def _batch(ids: list[str], customer: str = "c", start: int = 0) -> pa.Table:
+    """Events with these ids, one minute apart, for one customer."""
+    table = events_table({customer: [("view", start + 60 * i) for i in range(len(ids))]})
+    return table.set_column(0, "event_id", pa.array(ids, pa.string()))
+
+
+def _stored_ids(store: DuckDBStore) -> list[str]:
+    return store.query("SELECT event_id FROM events ORDER BY rowid").column(0).to_pylist()
+
+
+def _keys_match_events(store: DuckDBStore) -> bool:
+    """event_keys holds exactly one key per stored event (as md5_number splits it)."""
+
+    def one(sql: str) -> int:
+        return int(store.query(sql).column(0)[0].as_py())
+
+    missing = one(
+        "SELECT count(*) FROM (SELECT (md5_number(event_id) >> 64)::UBIGINT AS hi, "
+        "(md5_number(event_id) & 18446744073709551615::UHUGEINT)::UBIGINT AS lo FROM events "
+        "EXCEPT ALL SELECT hi, lo FROM event_keys)"
+    )
+    return missing == 0 and one("SELECT count(*) FROM event_keys") == store.counts()["events"]
+
+
+def test_repeats_within_and_across_batches_are_stored_once():
+    store = DuckDBStore(":memory:")
+    first = store.insert_events(_batch(["a", "b", "a", "c", "b"]))
+    assert (first.inserted, first.duplicates) == (3, 2)
+    again = store.insert_events(_batch(["c", "d", "a", "d", "e"]))
+    assert (again.inserted, again.duplicates) == (2, 3)
+    assert _stored_ids(store) == ["a", "b", "c", "d", "e"]
+    assert _keys_match_events(store)
+
+
+def test_a_rolled_back_write_leaves_the_key_set_as_it_was(tmp_path):
+    store = DuckDBStore(str(tmp_path / "x.duckdb"))
+    store.insert_events(_batch(["a", "b"]))
+    before = (len(store._keys.keys), store._keys.absorbed)  # type: ignore[arg-type]
+    bad = _batch(["b", "c", "d"]).set_column(1, "customer_id", pa.array(["x", None, "y"]))
+    with pytest.raises(duckdb.ConstraintException):  # customer_id NOT NULL: fails after claiming
+        store.insert_events(bad)
+    assert (len(store._keys.keys), store._keys.absorbed) == before  # type: ignore[arg-type]
+    fixed = store.insert_events(_batch(["b", "c", "d"]))
+    assert (fixed.inserted, fixed.duplicates) == (2, 1)
+    assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
+
+
+def test_missing_event_ids_are_refused_naming_the_field():
+    store = DuckDBStore(":memory:")
+    with pytest.raises(StoreError) as e:
+        store.insert_events(_batch(["a", "b"]).set_column(0, "event_id", pa.array(["a", None])))
+    assert e.value.field == "event_id"
+    assert store.counts()["events"] == 0
+
+
+def test_two_stores_of_one_file_share_what_is_stored(tmp_path):
+    path = str(tmp_path / "x.duckdb")
+    one, two = DuckDBStore(path), DuckDBStore(path)  # one DuckDB database in this process
+    assert one.insert_events(_batch(["a", "b"])).inserted == 2
+    assert two.insert_events(_batch(["b", "c"])).inserted == 1
+    assert one.insert_events(_batch(["c", "d", "a"])).inserted == 1
+    assert _stored_ids(one) == ["a", "b", "c", "d"]
+
+
+def test_a_store_catches_up_with_writes_it_did_not_make(tmp_path):
+    """A store whose key set is its own (as in another process) reads the keys others added."""
+    path = str(tmp_path / "x.duckdb")
+    one, two = DuckDBStore(path), DuckDBStore(path)
+    two._keys = StoredKeys()
+    assert one.insert_events(_batch(["a", "b"])).inserted == 2  # before two's set is loaded
+    assert two.insert_events(_batch(["b", "c"])).inserted == 1  # loads the set
+    assert one.insert_events(_batch(["c", "d"])).inserted == 1  # one catches up on "c"
+    assert two.insert_events(_batch(["d", "e", "a"])).inserted == 1  # two catches up on "d"
+    assert _stored_ids(one) == ["a", "b", "c", "d", "e"] and _keys_match_events(one)
+
+
+def test_another_process_writing_between_two_writes_of_this_one(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    store.insert_events(_batch(["a", "b"]))
+    store.close()  # the key set of this process stays (the store object lives on)
+    script = textwrap.dedent(
+        f"""
+        import pyarrow as pa
+        from loudou.store.duckdb import DuckDBStore
+        from journeys import events_table
+        t = events_table({{"p": [("view", 0), ("view", 60)]}})
+        t = t.set_column(0, "event_id", pa.array(["b", "x"]))
+        print(DuckDBStore({str(path)!r}).insert_events(t).inserted)
+        """
+    )
+    tests = str(__import__("pathlib").Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tests
+    )
+    assert out.stdout.strip() == "1"
+    again = DuckDBStore(str(path))
+    assert again._keys is store._keys  # the same cache, now behind the file
+    assert again.insert_events(_batch(["x", "y", "a"])).inserted == 1
+    assert _stored_ids(again) == ["a", "b", "x", "y"] and _keys_match_events(again)
+
+
+def test_first_and_last_seen_follow_every_write_and_link():
+    store = DuckDBStore(":memory:")
+    t0 = datetime(2025, 1, 1)
+
+    def seen() -> dict[str, tuple[datetime, datetime]]:
+        rows = store.query("SELECT customer_id, first_seen, last_seen FROM customers").to_pylist()
+        return {r["customer_id"]: (r["first_seen"], r["last_seen"]) for r in rows}
+
+    store.insert_events(_batch(["1", "2"], "a", 600))  # 10:00 .. 11:00 minutes in
+    assert seen() == {"a": (t0 + timedelta(minutes=10), t0 + timedelta(minutes=11))}
+    store.insert_events(_batch(["3"], "a", 630))  # inside the range: nothing to change
+    store.insert_events(_batch(["4", "5"], "a", 0))  # earlier
+    store.insert_events(_batch(["6"], "a", 3600))  # later
+    assert seen() == {"a": (t0, t0 + timedelta(hours=1))}
+    # linking "a" to "u" moves it (its customer row goes); a later import naming "a" brings it back
+    store.collect(_batch(["7"], "u", 60), pa.table({"customer_id": [], "traits": []}), [("a", "u")])
+    assert set(seen()) == {"u"}
+    store.insert_events(_batch(["8"], "a", 630))
+    assert seen()["a"] == (t0 + timedelta(minutes=10, seconds=30),) * 2
+
+
+def _version_3_database(path, batch: pa.Table) -> None:
+    """A database as loudou left it at schema version 3 (event keys in an indexed UHUGEINT)."""
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    for migration in MIGRATIONS[:3]:
+        migration(con)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    con.register("b", batch)
+    con.execute("INSERT INTO events SELECT * FROM b")
+    con.execute("INSERT INTO event_keys SELECT md5_number(event_id) FROM b ORDER BY 1")
+    con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM b")
+    con.close()
+
+
+def test_version_3_database_upgrades_keeping_events_keys_and_deduplication(tmp_path):
+    path = tmp_path / "v3.duckdb"
+    old = _batch(["e1", "e2", "e3"])
+    _version_3_database(path, old)
+    before = duckdb.connect(str(path))
+    old_keys = [
+        int(k) for (k,) in before.execute("SELECT k FROM event_keys ORDER BY rowid").fetchall()
+    ]
+    before.close()
+    store = loudou.connect(path)
+    assert store.schema_version == SCHEMA_VERSION == 4
+    assert _stored_ids(store) == ["e1", "e2", "e3"] and _keys_match_events(store)
+    rows = store.query("SELECT hi, lo FROM event_keys ORDER BY rowid").to_pylist()
+    assert [(r["hi"] << 64) | r["lo"] for r in rows] == old_keys  # same keys, same order
+    assert store.insert_events(old).inserted == 0
+    assert store.insert_events(_batch(["e3", "e4"])).inserted == 1
+    store.close()
+    reopened = loudou.connect(path, read_only=True)
+    assert reopened.counts()["events"] == 4
+    reopened.close()

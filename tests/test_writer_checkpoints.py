@@ -1,0 +1,82 @@
+"""The group writer schedules DuckDB's checkpoints: never inside a commit, when idle, or between
+commits past a WAL size; commits stay durable (every one syncs the WAL)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loudou.api.writer import GroupWriter
+from loudou.ingest.segment import parse_request
+from loudou.store.duckdb import DuckDBStore
+
+
+def _rows(prefix: str, n: int = 50):
+    body = (
+        '{"batch": ['
+        + ",".join(
+            f'{{"type": "track", "event": "view", "userId": "u{i % 7}", "messageId": "{prefix}{i}"}}'
+            for i in range(n)
+        )
+        + "]}"
+    )
+    parsed = parse_request("batch", body.encode(), datetime.now(UTC), None)
+    assert parsed.rows is not None
+    return parsed.rows
+
+
+def _wal(path: Path) -> int:
+    wal = Path(str(path) + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _wait(check, seconds: float = 10.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_an_idle_writer_checkpoints_and_commits_do_not(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    writer = GroupWriter(store, idle_checkpoint=0.05)
+    try:
+        threshold = store.query("SELECT current_setting('checkpoint_threshold') AS t").column(0)
+        assert threshold[0].as_py() != "16.0 MiB"  # raised: commits leave the WAL alone
+
+        async def send() -> None:
+            await asyncio.gather(*(writer.write(_rows(f"m{k}-")) for k in range(5)))
+
+        asyncio.run(send())
+        assert writer.rows == 250 and _wal(path) > 0 and writer.checkpoints == 0
+        assert _wait(lambda: writer.checkpoints == 1)  # a second of idling with a small WAL
+        assert _wal(path) == 0
+        asyncio.run(send())  # all repeats: committed, nothing new
+        assert writer.rows == 250
+    finally:
+        writer.close()
+        store.close()
+    assert DuckDBStore(str(path), read_only=True).counts()["events"] == 250
+
+
+def test_a_busy_writer_checkpoints_between_commits_past_the_wal_limit(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    writer = GroupWriter(store, idle_checkpoint=60, max_wal=1)  # never idle long enough
+    try:
+
+        async def send() -> None:
+            for k in range(3):
+                await writer.write(_rows(f"b{k}-"))
+
+        asyncio.run(send())
+        assert _wait(lambda: writer.checkpoints == 3)
+        assert writer.commits == 3 and _wal(path) == 0
+    finally:
+        writer.close()
+        store.close()

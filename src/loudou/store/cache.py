@@ -5,6 +5,10 @@ values dictionary-encoded to small integers. Appends land in a sorted *delta* se
 after an import costs one small sort, not a rebuild; when the delta grows past a fraction of the
 base, the two are merged in one linear pass. The store owns filling it (it knows the database);
 this module holds the arrays and the pure operations on them.
+
+Row ids are not kept (8 bytes per event that no funnel reads): the base holds the rows with ids
+below ``delta_from`` and the delta the rows from there to ``watermark``, so merging needs no ids,
+and a property added later is aligned by sorting its rows again the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.kernels.cached import merge_segments
+from loudou.kernels.cache_sort import layout, merge
 
 COMPACT_FRACTION = 0.05  # merge the delta into the base when it holds more than this share
 
@@ -27,7 +31,6 @@ class Segment:
     off: np.ndarray  # int64 [customers + 1]
     ts: np.ndarray  # int64 microseconds
     code: np.ndarray  # int32 event-name code
-    rowid: np.ndarray  # int64 row id in the events table
     props: np.ndarray  # int32 [cached properties, events]; 0 = null, else 1 + index in values
 
     @property
@@ -40,7 +43,6 @@ def empty_segment(customers: int, n_props: int) -> Segment:
         off=np.zeros(customers + 1, np.int64),
         ts=np.zeros(0, np.int64),
         code=np.zeros(0, np.int32),
-        rowid=np.zeros(0, np.int64),
         props=np.zeros((n_props, 0), np.int32),
     )
 
@@ -68,6 +70,7 @@ class EventCache:
     base: Segment
     delta: Segment
     watermark: int  # next events.rowid not yet in the cache
+    delta_from: int  # rows with ids below this sit in the base, the others in the delta
     rows: int = 0  # events in the cache (the table's row count when last brought up to date)
     prop_names: list[str] = field(default_factory=list)
     prop_values: list[list[str]] = field(default_factory=list)
@@ -75,6 +78,7 @@ class EventCache:
     compact_fraction: float = COMPACT_FRACTION
     _cust_index: dict[str, int] = field(default_factory=dict, repr=False)
     _event_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _cust_array: pa.Array | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._cust_index = {c: i for i, c in enumerate(self.customers)}
@@ -90,6 +94,20 @@ class EventCache:
     @property
     def customer_index(self) -> dict[str, int]:
         return self._cust_index
+
+    def set_customer_array(self, ids: pa.Array) -> None:
+        """Customer ids by code as Arrow, when the caller has them (saves converting the list)."""
+        self._cust_array = ids.cast(pa.string())
+
+    def customer_array(self) -> pa.Array:
+        """Customer ids by code as Arrow, kept and extended as customers are added."""
+        have = 0 if self._cust_array is None else len(self._cust_array)
+        if self._cust_array is None or have < len(self.customers):
+            new = pa.array(self.customers[have:], pa.string())
+            self._cust_array = (
+                new if self._cust_array is None else pa.concat_arrays([self._cust_array, new])
+            )
+        return self._cust_array
 
     def customer_codes(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Indexes for customer ids, adding unseen ids at the end. Looks up each distinct id
@@ -132,22 +150,22 @@ class EventCache:
         rowid: np.ndarray,
         props: np.ndarray,
     ) -> None:
-        """Add new rows (any order) to the delta; compact when the delta gets large. Only the
-        new rows are sorted; they are merged into the delta in one linear pass (their row ids
-        are larger, so on equal times they come after the rows already there)."""
-        n_cust = len(self.customers)
+        """Add new rows (any order, row ids from the watermark on) to the delta; compact when
+        the delta gets large. Only the new rows are sorted (a counting sort by customer, then
+        each customer's few rows); they are merged into the delta in one linear pass."""
+        if rowid.size == 0:
+            return
         self._grow_base_offsets()
-        order = np.lexsort((rowid, ts, cust))
-        new_off = np.zeros(n_cust + 1, np.int64)
-        np.cumsum(np.bincount(cust, minlength=n_cust), out=new_off[1:])
+        vals = np.empty((1 + props.shape[0], rowid.shape[0]), np.int32)
+        vals[0] = code
+        vals[1:] = props
+        off, new_ts, new_vals = layout(len(self.customers), cust, rowid, ts, vals)
         d = self.delta
-        off, m_ts, m_code, m_rowid, m_props = merge_segments(
-            d.off, d.ts, d.code, d.rowid, d.props,
-            new_off, ts[order], code[order].astype(d.code.dtype), rowid[order],
-            np.ascontiguousarray(props[:, order].astype(np.int32)),
-        )  # fmt: skip
-        self.delta = Segment(off, m_ts, m_code, m_rowid, m_props)
-        self.watermark = max(self.watermark, int(rowid.max()) + 1) if rowid.size else self.watermark
+        m_off, m_ts, m_code, m_props = merge(
+            d.off, d.ts, d.code, d.props, off, new_ts, new_vals[0], new_vals[1:]
+        )
+        self.delta = Segment(m_off, m_ts, m_code, m_props)
+        self.watermark = max(self.watermark, int(rowid.max()) + 1)
         if self.delta.size > self.compact_fraction * max(self.base.size, 1):
             self.compact()
 
@@ -161,11 +179,9 @@ class EventCache:
     def compact(self) -> None:
         """Merge the delta into the base in one linear pass per customer."""
         b, d = self.base, self.delta
-        off, ts, code, rowid, props = merge_segments(
-            b.off, b.ts, b.code, b.rowid, b.props, d.off, d.ts, d.code, d.rowid, d.props
-        )
-        self.base = Segment(off, ts, code, rowid, props)
+        self.base = Segment(*merge(b.off, b.ts, b.code, b.props, d.off, d.ts, d.code, d.props))
         self.delta = empty_segment(len(self.customers), len(self.prop_names))
+        self.delta_from = self.watermark
 
     # -- cached property columns ------------------------------------------------------------------
     def add_property(

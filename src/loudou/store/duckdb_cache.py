@@ -1,8 +1,15 @@
 """DuckDBStore's columnar funnel cache: build it from the events table, keep it up to date as
-events are appended (by row id watermark), and add properties and traits on demand."""
+events are appended (by row id watermark), and add properties and traits on demand.
+
+DuckDB is asked for integer codes (customer and event codes come from joins with the small
+dictionaries) in whatever order it produces them; the cache's order is made in numba
+(``loudou.kernels.cache_sort``): a counting sort by customer, then each customer's few events.
+Sorting every event in DuckDB instead held gigabytes of sort buffers (100M events: 7.4 GB peak).
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -10,19 +17,36 @@ from contextlib import AbstractContextManager
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from loudou.kernels.cache_sort import Fill
 from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
 
 BUILD_BATCH_ROWS = 1 << 20
 # Below this many events the cache is built for the first funnel: it takes well under a second.
 EAGER_CACHE_ROWS = 2_000_000
+# DuckDB memory left to other queries while cached table blocks are evicted after a build.
+EVICT_HEADROOM = 64 << 20
+
+
+@functools.cache
+def _default_limit() -> str:
+    """DuckDB's default memory_limit on this machine, as current_setting shows it."""
+    with duckdb.connect() as con:
+        return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def _row_dtype(watermark: int) -> type:
+    """Row ids are held only while sorting; 4 bytes each when they fit."""
+    return np.int32 if watermark < 2**31 else np.int64
 
 
 class CacheAbilities:
     """The event cache for DuckDBStore (see loudou.store.cache)."""
 
     con: duckdb.DuckDBPyConnection
+    path: str
     _cache: EventCache | None
     _cache_lock: threading.Lock
     _writes: int
@@ -63,53 +87,80 @@ class CacheAbilities:
             return cache
 
     def _build_cache(self) -> EventCache:
-        """Read events sorted by (customer, time, row id) as integer codes, batch by batch, into
-        preallocated arrays: DuckDB sorts integers, not strings, and no string column of every
-        event is ever held in Python."""
+        """Read every event as integer codes, batch by batch, straight into its customer's range
+        (each customer's count is known from the dictionary query), then sort each customer's
+        events by (time, row id). No string column of every event is ever held in Python."""
         con = self.con
         try:
-            with self._transaction():  # one snapshot for the dictionaries and the rows
-                n = self._count("events")
+            with self._transaction():  # one snapshot for the dictionaries, counts and rows
                 customers = con.sql(
-                    "SELECT DISTINCT customer_id FROM events ORDER BY 1"
+                    "SELECT customer_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
                 ).to_arrow_table()
                 names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
-                n_cust, n_names = customers.num_rows, names.num_rows
-                con.register("_cache_customers", customers.append_column("c", pa.array(np.arange(n_cust, dtype=np.int32))))  # fmt: skip
+                watermark = int(
+                    con.sql("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchall()[0][0]
+                )
+                ids = customers.column(0).combine_chunks().cast(pa.string())
+                n_cust, n_names = len(ids), names.num_rows
+                off = np.zeros(n_cust + 1, np.int64)
+                np.cumsum(customers.column(1).to_numpy(), out=off[1:])
+                del customers
+                con.register("_cache_customers", pa.table({"customer_id": ids, "c": np.arange(n_cust, dtype=np.int32)}))  # fmt: skip
                 con.register("_cache_events", names.append_column("v", pa.array(np.arange(n_names, dtype=np.int32))))  # fmt: skip
+                fill = Fill(off, 1, _row_dtype(watermark))
                 reader = con.sql(
                     "SELECT c.c, epoch_us(e.ts) AS t, v.v, e.rowid AS r FROM events e "
                     "JOIN _cache_customers c ON c.customer_id = e.customer_id "
-                    "JOIN _cache_events v ON v.event = e.event ORDER BY c.c, t, r"
+                    "JOIN _cache_events v ON v.event = e.event"
                 ).to_arrow_reader(BUILD_BATCH_ROWS)
-                ts = np.empty(n, np.int64)
-                code = np.empty(n, np.int32)
-                rowid = np.empty(n, np.int64)
-                per_customer = np.zeros(n_cust, np.int64)
-                at = 0
                 for batch in reader:
-                    k = batch.num_rows
-                    per_customer += np.bincount(batch.column(0).to_numpy(), minlength=n_cust)
-                    ts[at : at + k] = batch.column(1).to_numpy()
-                    code[at : at + k] = batch.column(2).to_numpy()
-                    rowid[at : at + k] = batch.column(3).to_numpy()
-                    at += k
+                    cols = [col.to_numpy() for col in batch.columns]
+                    fill.add(cols[0], cols[3], cols[1], cols[2][None, :])
+                del reader
         finally:
             con.unregister("_cache_customers")
             con.unregister("_cache_events")
-        if at != n:
-            raise RuntimeError(f"event cache build read {at} of {n} events")
-        off = np.zeros(n_cust + 1, np.int64)
-        np.cumsum(per_customer, out=off[1:])
+        ts, code = fill.finish()
+        del fill
+        n = int(off[-1])
         cache = EventCache(
-            customers.column(0).to_pylist(),
+            ids.to_pylist(),
             names.column(0).to_pylist(),
-            Segment(off, ts, code, rowid, np.zeros((0, n), np.int32)),
+            Segment(off, ts, code[0], np.zeros((0, n), np.int32)),
             empty_segment(n_cust, 0),
-            int(rowid.max()) + 1 if n else 0,
+            watermark,
+            watermark,
             rows=n,
         )
+        cache.set_customer_array(ids)
+        self._release_memory()
         return cache
+
+    def _release_memory(self) -> None:
+        """Hand back to the OS the memory DuckDB holds after reading every event.
+
+        DuckDB keeps the table blocks it read (until memory runs short: 10M events, ~120 MB;
+        they scale with the table) and its allocator (jemalloc) keeps freed pages (~400 MB at
+        10M). Neither helps once the cache is built: funnels then read the cache, and refreshes
+        only the newest rows. Lowering memory_limit evicts cached blocks down to it, and any
+        change of it flushes the allocator (BufferPool::SetLimit); RESET puts back the exact
+        default. So this runs only while the limit is the default, which loudou never changes,
+        and evicts only in a database file (an in-memory table's blocks are its data). During the
+        moment the limit is low, other queries of this database have EVICT_HEADROOM to work in.
+        """
+        con = self.con
+        if con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != _default_limit():
+            return
+        if self.path != ":memory:":
+            used = dict(con.sql("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall())
+            cached = int(used.get("BASE_TABLE", 0))
+            if cached > EVICT_HEADROOM:
+                low = sum(int(v) for v in used.values()) - cached + EVICT_HEADROOM
+                try:
+                    con.execute(f"SET memory_limit = '{low}B'")
+                except duckdb.OutOfMemoryException:
+                    pass  # could not evict that much (blocks in use): the reset still flushes
+        con.execute("RESET memory_limit")
 
     def _refresh_cache(self, cache: EventCache) -> None:
         """Bring appended events (row ids from the watermark on) into the cache's delta.
@@ -143,19 +194,58 @@ class CacheAbilities:
         )
 
     def _cache_property(self, cache: EventCache, name: str) -> None:
-        """Dictionary-encode one event property for every cached row, aligned by row id."""
+        """Dictionary-encode one event property for every cached row. The cache keeps no row
+        ids, so the rows are read with what orders them (customer code, time, row id) and laid
+        out again the same way: they land in the same order as the cached events."""
+        con = self.con
         b = SqlBuilder()
         expr = f"CAST({b.event_field(name)} AS VARCHAR)"
         wm = b.bind(cache.watermark)
-        table = self.con.sql(
-            f"SELECT rowid AS r, {expr} AS v FROM events e WHERE rowid < {wm}",  # noqa: S608
-            params=b.params,
-        ).to_arrow_table()
-        codes, values = encode_values(table.column("v").combine_chunks())
-        rows = table.column("r").to_numpy().astype(np.int64)
-        by_row = np.zeros(cache.watermark, np.int32)
-        by_row[rows] = codes
-        cache.add_property(name, by_row[cache.base.rowid], by_row[cache.delta.rowid], values)
+        ids = cache.customer_array()
+        con.register("_cache_customers", pa.table({"customer_id": ids, "c": np.arange(len(ids), dtype=np.int32)}))  # fmt: skip
+        segments = (cache.base, cache.delta)
+        fills = [Fill(seg.off, 1, _row_dtype(cache.watermark)) for seg in segments]
+        dictionaries: list[pa.Array] = []
+        entries = 0  # values in the batch dictionaries so far: a row's value is entry + 1
+        try:
+            reader = con.sql(
+                f"SELECT c.c, epoch_us(e.ts) AS t, e.rowid AS r, {expr} AS v FROM events e "  # noqa: S608
+                f"JOIN _cache_customers c ON c.customer_id = e.customer_id WHERE e.rowid < {wm}",
+                params=b.params,
+            ).to_arrow_reader(BUILD_BATCH_ROWS)
+            for batch in reader:
+                cust, t, r = (batch.column(i).to_numpy() for i in range(3))
+                enc = pc.dictionary_encode(batch.column(3))
+                dictionaries.append(enc.dictionary)
+                vals = enc.indices.fill_null(-1 - entries).to_numpy().astype(np.int32)
+                vals += entries + 1  # 0 = null
+                entries += len(enc.dictionary)
+                in_delta = r >= cache.delta_from
+                if not in_delta.any():
+                    fills[0].add(cust, r, t, vals[None, :])
+                    continue
+                for fill, sel in ((fills[0], ~in_delta), (fills[1], in_delta)):
+                    fill.add(cust[sel], r[sel], t[sel], vals[None, sel])
+            del reader
+        finally:
+            con.unregister("_cache_customers")
+        # one sorted dictionary for the entries of every batch
+        entry_codes, values = encode_values(
+            pa.concat_arrays([d.cast(pa.string()) for d in dictionaries])
+            if dictionaries
+            else pa.array([], pa.string())
+        )
+        lookup = np.concatenate([[0], entry_codes]).astype(np.int32)
+        codes = []
+        for fill, seg in zip(fills, segments, strict=True):
+            ts, vals = fill.finish()
+            if not np.array_equal(ts, seg.ts):
+                raise RuntimeError(
+                    f"event cache: property {name!r} does not line up with the events"
+                )
+            codes.append(lookup[vals[0]])
+        cache.add_property(name, codes[0], codes[1], values)
+        self._release_memory()
 
     def _cache_trait(self, cache: EventCache, name: str) -> tuple[list[str], np.ndarray]:
         b = SqlBuilder()

@@ -1,0 +1,181 @@
+"""The funnel cache's layout: the numba counting sort and merge against numpy's lexsort on random
+rows, and a cache kept up to date through appends (and properties cached before and after them)
+against one built afresh from the same database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import loudou
+from loudou.kernels.cache_sort import SMALL, Fill, layout, merge
+from loudou.store.cache import EventCache
+
+from journeys import events_table
+
+
+@st.composite
+def rows_st(draw: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows in any order: customer codes, times with many ties, distinct row ids, 2 value columns.
+    Some customers get more than SMALL rows (the other sort), some arrive already in order."""
+    n = draw(st.integers(0, 400))
+    n_cust = draw(st.integers(1, 15))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cust = rng.integers(0, n_cust, n).astype(np.int32)
+    ts = rng.integers(0, draw(st.sampled_from([2, 40, 10**12])), n).astype(np.int64)
+    rows = rng.permutation(n).astype(np.int64) + draw(st.integers(0, 10**6))
+    if draw(st.booleans()):  # in (time, row id) order already, as appended events often are
+        order = np.lexsort((rows, ts))
+        cust, ts, rows = cust[order], ts[order], rows[order]
+    vals = rng.integers(-5, 5, (2, n)).astype(np.int32)
+    return n_cust, cust, ts, rows, vals
+
+
+def expected(
+    n_cust: int, cust: np.ndarray, ts: np.ndarray, rows: np.ndarray, vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.lexsort((rows, ts, cust))
+    off = np.concatenate([[0], np.cumsum(np.bincount(cust, minlength=n_cust))])
+    return off, ts[order], vals[:, order]
+
+
+def assert_same(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=rows_st(), row_dtype=st.sampled_from([np.int32, np.int64]))
+def test_layout_sorts_like_lexsort(data, row_dtype):
+    n_cust, cust, ts, rows, vals = data
+    rows = rows.astype(row_dtype)
+    assert_same(layout(n_cust, cust, rows, ts, vals), expected(n_cust, cust, ts, rows, vals))
+
+
+def test_layout_of_large_customers():
+    """Customers with far more than SMALL rows (sorted by two stable sorts, not by insertion)."""
+    rng = np.random.default_rng(7)
+    n = 50 * SMALL
+    cust = rng.integers(0, 3, n).astype(np.int32)
+    ts = rng.integers(0, 100, n).astype(np.int64)
+    rows = rng.permutation(n).astype(np.int64)
+    vals = rng.integers(0, 9, (1, n)).astype(np.int32)
+    assert_same(layout(3, cust, rows, ts, vals), expected(3, cust, ts, rows, vals))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=rows_st(), cuts=st.lists(st.integers(0, 400), max_size=5))
+def test_fill_batch_by_batch_matches_one_layout(data, cuts):
+    n_cust, cust, ts, rows, vals = data
+    off, want_ts, want_vals = expected(n_cust, cust, ts, rows, vals)
+    fill = Fill(off, 2)
+    bounds = sorted({0, cust.size, *(c for c in cuts if c <= cust.size)})
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        fill.add(cust[lo:hi], rows[lo:hi], ts[lo:hi], vals[:, lo:hi])
+    assert_same(fill.finish(), (want_ts, want_vals))
+
+
+def test_fill_refuses_more_or_fewer_rows_than_counted():
+    off = np.array([0, 1, 3], np.int64)  # customer 0: one row, customer 1: two
+    vals = np.zeros((1, 2), np.int32)
+    fill = Fill(off, 1)
+    with pytest.raises(RuntimeError, match="more events"):
+        fill.add(np.array([0, 0], np.int32), np.array([1, 2]), np.array([5, 6]), vals)
+    fill = Fill(off, 1)
+    fill.add(np.array([1, 0], np.int32), np.array([1, 2]), np.array([5, 6]), vals)
+    with pytest.raises(RuntimeError, match="fewer events"):
+        fill.finish()
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=rows_st(), split=st.floats(0, 1))
+def test_merge_of_older_and_newer_rows_sorts_like_lexsort(data, split):
+    """Rows with ids below a cut and rows from it on, each laid out, merge into one layout."""
+    n_cust, cust, ts, rows, vals = data
+    cut = np.quantile(rows, split) if rows.size else 0
+    parts = []
+    for sel in (rows < cut, rows >= cut):
+        off, t, v = layout(n_cust, cust[sel], rows[sel], ts[sel], vals[:, sel])
+        parts.append((off, t, v[0], np.ascontiguousarray(v[1:])))
+    off, t, code, props = merge(*parts[0], *parts[1])
+    want_off, want_ts, want_vals = expected(n_cust, cust, ts, rows, vals)
+    assert_same((off, t, code, props), (want_off, want_ts, want_vals[0], want_vals[1:]))
+
+
+# -- the cache of a store, kept up to date vs built afresh -------------------------------------
+
+
+def by_customer(cache: EventCache) -> dict[str, list[tuple[Any, ...]]]:
+    """Each customer's events in funnel order (base and delta merged, base first on equal
+    times), as (time, event name, property values by name) with codes decoded."""
+    out = {}
+    props = sorted(cache.prop_names)
+    for c, cid in enumerate(cache.customers):
+        evs = []
+        for seg_no, seg in enumerate((cache.base, cache.delta)):
+            for i in range(seg.off[c], seg.off[c + 1]):
+                values = []
+                for name in props:
+                    p = cache.prop_names.index(name)
+                    code = int(seg.props[p, i])
+                    values.append(None if code == 0 else cache.prop_values[p][code - 1])
+                evs.append((int(seg.ts[i]), seg_no, cache.events[seg.code[i]], *values))
+        evs.sort(key=lambda e: (e[0], e[1]))  # stable: each segment's own order within
+        out[cid] = [(e[0], *e[2:]) for e in evs]
+    return out
+
+
+event_st = st.tuples(
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, 6),  # minutes: many equal times
+    st.sampled_from(["x", "y", None]),  # property p
+    st.sampled_from(["s1", "s2", None]),  # session_id
+)
+journeys_st = st.dictionaries(
+    st.sampled_from([f"k{i}" for i in range(8)]),
+    st.lists(event_st, min_size=1, max_size=10),
+    min_size=1,
+)
+
+
+def table_of(journeys: dict[str, list[tuple[Any, ...]]], tag: str) -> pa.Table:
+    data = {
+        cid: [(e, t * 60, {"p": p, "session_id": s}) for e, t, p, s in evs]
+        for cid, evs in journeys.items()
+    }
+    table = events_table(data)
+    ids = [f"{tag}-{i}" for i in range(table.num_rows)]
+    return table.set_column(0, "event_id", pa.array(ids))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=journeys_st,
+    appends=st.lists(journeys_st, min_size=1, max_size=3),
+    compact=st.sampled_from([0.0, 0.5, float("inf")]),
+)
+def test_cache_after_appends_equals_a_fresh_build(tmp_path_factory, first, appends, compact):
+    path = tmp_path_factory.mktemp("cache") / "x.duckdb"
+    store = loudou.connect(path)
+    store.insert_events(table_of(first, "first"))
+    cache = store.event_cache(["p"])  # a property cached before the appends
+    cache.compact_fraction = compact
+    for i, more in enumerate(appends):
+        store.insert_events(table_of(more, f"more{i}"))
+        store.event_cache()
+    cache = store.event_cache(["session_id"])  # and one after them
+    assert cache.size == store.counts()["events"]
+    kept = by_customer(cache)
+    store.close()
+
+    fresh = loudou.connect(path, read_only=True)
+    try:
+        assert kept == by_customer(fresh.event_cache(["p", "session_id"]))
+    finally:
+        fresh.close()

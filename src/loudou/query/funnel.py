@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.kernels import funnel as kern
+from loudou.kernels.quantiles import step_time_quantiles
 from loudou.model.results import BreakdownResult, FunnelResult, StepResult
 from loudou.model.spec import FunnelSpec, Step, parse_step
 from loudou.query.stats import wilson_interval
@@ -137,43 +138,32 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
     return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown, labels)
 
 
-def _median_p90(values: np.ndarray) -> tuple[float | None, float | None]:
-    """Both in one partition pass (linear interpolation, numpy's default)."""
-    if values.size == 0:
-        return None, None
-    median, p90 = np.percentile(values, [50, 90])
-    return float(median), float(p90)
-
-
 def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
     """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step."""
-    return _summarize(units.levels, np.ascontiguousarray(units.times.T), steps)
+    times = np.ascontiguousarray(units.times.T)  # [steps, units]: one contiguous row per step
+    reached, median, p90 = step_time_quantiles(units.levels, times, _NO_GROUPS, 0)
+    return _step_results(steps, reached[0], median[0], p90[0])
 
 
-def _summarize(
-    levels: np.ndarray,
-    times_by_step: np.ndarray,
-    steps: Sequence[Step],
-    by_level_desc: bool = False,
+_NO_GROUPS = np.zeros(0, np.int64)
+
+
+def _seconds(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def _step_results(
+    steps: Sequence[Step], reached: np.ndarray, median: np.ndarray, p90: np.ndarray
 ) -> list[StepResult]:
-    """``times_by_step`` is [steps, units]: one contiguous row per step keeps the masks cheap.
-    With ``by_level_desc`` the units are sorted by level, highest first, so the units that
-    reached a step are a prefix and need no mask."""
+    """Step results from the kernel's per-step reached counts and median/p90 seconds (NaN: none;
+    the kernel matches ``np.percentile(durations, [50, 90])`` bit for bit)."""
     out: list[StepResult] = []
-    counts = np.bincount(levels, minlength=len(steps) + 1)[::-1].cumsum()[::-1][1:].tolist()
+    counts = reached.tolist()
+    medians, p90s = median.tolist(), p90.tolist()
     for k, step in enumerate(steps):
         prev = counts[k - 1] if k else counts[0]
         start = counts[0]
         count = counts[k]
-        if k:
-            if by_level_desc:
-                later, earlier = times_by_step[k][:count], times_by_step[k - 1][:count]
-            else:
-                reached = levels > k
-                later, earlier = times_by_step[k][reached], times_by_step[k - 1][reached]
-            median, p90 = _median_p90((later - earlier) / 1e6)
-        else:
-            median = p90 = None
         out.append(
             StepResult(
                 name=step.label("en"),
@@ -184,68 +174,60 @@ def _summarize(
                 ci95=wilson_interval(count, prev),
                 ci95_from_start=wilson_interval(count, start),
                 dropoff=prev - count,
-                median_seconds_from_previous=median,
-                p90_seconds_from_previous=p90,
+                median_seconds_from_previous=_seconds(medians[k]) if k else None,
+                p90_seconds_from_previous=_seconds(p90s[k]) if k else None,
             )
         )
     return out
 
 
-def _breakdown(units: Units, spec: FunnelSpec) -> list[BreakdownResult]:
-    """Split units by the breakdown value at their chain's step-1 event; top N plus 'other'.
-
-    Units are sorted once by (bucket, level descending), so each bucket is a contiguous slice
-    and, inside it, the units that reached a step are a prefix."""
+def _with_breakdown(
+    units: Units, spec: FunnelSpec
+) -> tuple[list[StepResult], list[BreakdownResult]]:
+    """All units' steps, and the units split by the breakdown value at their chain's step-1
+    event: top N values by entered units, plus 'other'. One kernel call counts and times all of
+    them (units that did not enter count nowhere, whatever their value)."""
     assert units.breakdown is not None and units.breakdown_labels is not None
     labels = [*units.breakdown_labels, NONE_VALUE]  # code -1 (no value) reads as the last label
-    entered = np.flatnonzero(units.levels > 0)
-    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)[entered]
-    per_code = np.bincount(codes, minlength=len(labels))
+    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)
+    per_code = np.bincount(codes, weights=units.levels > 0, minlength=len(labels))
     sizes: Counter[str] = Counter()
     for label, n in zip(labels, per_code.tolist(), strict=True):
         if n:
-            sizes[str(label)] += n
+            sizes[str(label)] += int(n)
     order = sorted(sizes, key=lambda v: (-sizes[v], v))
     top = order[: spec.breakdown_limit]
     bucket_of = {v: i for i, v in enumerate(top)}
-    bucket = np.array([bucket_of.get(str(v), len(top)) for v in labels], np.int64)[codes]
     names = top + ([OTHER] if len(order) > len(top) else [])
-    levels = units.levels[entered]
-    n_steps = len(spec.steps)
-    key = bucket * (n_steps + 1) + (n_steps - levels)
-    # small integer keys take numpy's radix sort (linear) for a stable sort
-    small = np.int16 if key.size and int(key.max()) < 2**15 else np.int64
-    by_key = np.argsort(key.astype(small), kind="stable")
-    rows = entered[by_key]
-    levels = levels[by_key]
-    times = units.times.T.take(rows, axis=1)  # [steps, units]: one contiguous row per step
-    edges = np.searchsorted(bucket[by_key], np.arange(len(names) + 1))
-    return [
-        BreakdownResult(
-            value=name,
-            steps=_summarize(
-                levels[edges[i] : edges[i + 1]],
-                times[:, edges[i] : edges[i + 1]],
-                spec.steps,
-                by_level_desc=True,
-            ),
-        )
-        for i, name in enumerate(names)
+    rest = len(top) if len(names) > len(top) else -1  # without 'other': units that never entered
+    bucket = np.array([bucket_of.get(str(v), rest) for v in labels], np.int64)[codes]
+    times = np.ascontiguousarray(units.times.T)  # [steps, units]
+    reached, median, p90 = step_time_quantiles(units.levels, times, bucket, len(names))
+    results = [
+        _step_results(spec.steps, reached[i], median[i], p90[i]) for i in range(len(names) + 1)
+    ]
+    return results[-1], [
+        BreakdownResult(value=name, steps=steps)
+        for name, steps in zip(names, results, strict=False)
     ]
 
 
 def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelResult:
     """Compute a funnel on a store (``engine``: see :func:`funnel_units`)."""
     units = funnel_units(store, spec, engine)
+    if spec.breakdown:
+        steps, breakdown = _with_breakdown(units, spec)
+    else:
+        steps, breakdown = summarize(units, spec.steps), []
     return FunnelResult(
         funnel=spec.name,
         funnel_zh=spec.name_zh,
         mode=spec.mode,
         window_seconds=spec.window_seconds,
         count_by=spec.count,
-        steps=summarize(units, spec.steps),
+        steps=steps,
         breakdown_by=spec.breakdown,
-        breakdown=_breakdown(units, spec) if spec.breakdown else [],
+        breakdown=breakdown,
     )
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loudou.errors import StoreError
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, WriteResult
 from loudou.store.cache import EventCache
 from loudou.store.duckdb_cache import CacheAbilities
-from loudou.store.duckdb_server import ServerAbilities
+from loudou.store.duckdb_server import ServerAbilities, conform
 from loudou.store.duckdb_sql import (
     funnel_events_sql,
     read_customers_sql,
@@ -341,13 +342,17 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         """First/last seen of the customers of newly stored events, from the batch itself, for
         the customers whose stored range may not cover them yet: one MERGE, as every statement
         that joins customers scans it whole (``INSERT .. ON CONFLICT`` too)."""
+        stored = self._keys
+        span = pc.min_max(batch.column("ts").cast(pa.int64())).as_py()
+        customers = pc.unique(batch.column("customer_id")).to_pylist()
+        if stored.cover(customers, span["min"], span["max"]):  # common in small batches
+            return
         seen = batch.group_by("customer_id", use_threads=False).aggregate(
             [("ts", "min"), ("ts", "max")]
         )
         ids = seen.column("customer_id").to_pylist()
         first = seen.column("ts_min").cast(pa.int64()).to_pylist()
         last = seen.column("ts_max").cast(pa.int64()).to_pylist()
-        stored = self._keys
         todo = stored.unseen(ids, first, last)
         if not todo:
             return
@@ -416,7 +421,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
     def insert_events(self, batch: pa.Table) -> WriteResult:
         self._writes += 1
-        batch = batch.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+        batch = conform(batch, EVENT_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
 

@@ -39,6 +39,14 @@ _ALL_ALIASES_LIMIT = 2_000_000
 _LINK_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly the columns and types of ``schema`` (casting only if needed: rows
+    from the tracking parser already are)."""
+    if table.schema.equals(schema):
+        return table
+    return table.select(schema.names).cast(schema)
+
+
 def resolve_links(links: Sequence[tuple[str, str]], existing: dict[str, str]) -> dict[str, str]:
     """New aliases from ``links`` given the stored map: first link of an alias wins, targets are
     resolved to their customer, self-links and cycles are dropped. Pure, so it is easy to test."""
@@ -135,8 +143,8 @@ class ServerAbilities:
     def collect(
         self, events: pa.Table, customers: pa.Table, links: Sequence[tuple[str, str]]
     ) -> WriteResult:
-        events = events.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
-        customers = customers.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
+        events = conform(events, EVENT_SCHEMA)
+        customers = conform(customers, CUSTOMER_SCHEMA)
 
         def work() -> int:
             aliases = self._catch_up()  # identities rows, plus those _link adds

@@ -165,6 +165,15 @@ class StoredKeys:
             self._claimed.append((hi[new], lo[new]))
         return new
 
+    def cover(self, ids: list[str], first: int, last: int) -> bool:
+        """Whether every one of these customers' stored ranges covers (first, last)."""
+        seen = self.seen
+        for c in ids:
+            have = seen.get(c)
+            if have is None or first < have[0] or last > have[1]:
+                return False
+        return True
+
     def unseen(self, ids: list[str], first: list[int], last: list[int]) -> list[int]:
         """Indexes of the customers whose stored range may not cover (first, last)."""
         seen = self.seen

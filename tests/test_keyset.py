@@ -78,7 +78,7 @@ def test_event_keys_are_duckdb_md5_numbers(ids: list[str], cut: int) -> None:
 
 def test_stored_keys_claims_count_only_once_committed() -> None:
     stored = StoredKeys()
-    stored.catch_up(0, lambda start: [], 0)
+    stored.catch_up(0, 0, lambda start: [], lambda row: None)
     hi, lo = _arrays([(1, 1), (2, 2), (1, 1)])
     assert stored.claim(hi, lo).tolist() == [True, True, False]
     stored.rollback()
@@ -89,6 +89,6 @@ def test_stored_keys_claims_count_only_once_committed() -> None:
     # rows written by someone else are read from where this cache stopped
     asked = []
     more = _arrays([(3, 3)])
-    stored.catch_up(3, lambda start: asked.append(start) or [more], 0)
+    stored.catch_up(3, 0, lambda start: asked.append(start) or [more], lambda row: None)
     assert asked == [2] and stored.absorbed == 3
     assert stored.claim(*_arrays([(3, 3), (4, 4)])).tolist() == [False, True]

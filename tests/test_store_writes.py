@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -96,30 +97,50 @@ def test_a_store_catches_up_with_writes_it_did_not_make(tmp_path):
     assert _stored_ids(one) == ["a", "b", "c", "d", "e"] and _keys_match_events(one)
 
 
-def test_another_process_writing_between_two_writes_of_this_one(tmp_path):
-    path = tmp_path / "x.duckdb"
-    store = DuckDBStore(str(path))
-    store.insert_events(_batch(["a", "b"]))
-    store.close()  # the key set of this process stays (the store object lives on)
+def _write_elsewhere(path: Path, ids: list[str]) -> int:
+    """Events with these ids written by another process; returns how many it stored."""
     script = textwrap.dedent(
         f"""
         import pyarrow as pa
         from loudou.store.duckdb import DuckDBStore
         from journeys import events_table
-        t = events_table({{"p": [("view", 0), ("view", 60)]}})
-        t = t.set_column(0, "event_id", pa.array(["b", "x"]))
+        t = events_table({{"p": [("view", 60 * i) for i in range({len(ids)})]}})
+        t = t.set_column(0, "event_id", pa.array({ids!r}))
         print(DuckDBStore({str(path)!r}).insert_events(t).inserted)
         """
     )
-    tests = str(__import__("pathlib").Path(__file__).parent)
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tests
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,
     )
-    assert out.stdout.strip() == "1"
+    return int(out.stdout)
+
+
+def test_another_process_writing_between_two_writes_of_this_one(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    store.insert_events(_batch(["a", "b"]))
+    store.close()  # the key set of this process stays (the store object lives on)
+    assert _write_elsewhere(path, ["b", "x"]) == 1
     again = DuckDBStore(str(path))
     assert again._keys is store._keys  # the same cache, now behind the file
     assert again.insert_events(_batch(["x", "y", "a"])).inserted == 1
     assert _stored_ids(again) == ["a", "b", "x", "y"] and _keys_match_events(again)
+
+
+def test_a_database_replaced_while_closed_is_not_taken_for_the_old_one(tmp_path):
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    store.insert_events(_batch(["a", "b"]))
+    store.close()  # its key set stays, remembering a and b
+    path.unlink()
+    assert _write_elsewhere(path, ["x", "y", "z"]) == 3  # a new database, with more rows
+    fresh = DuckDBStore(str(path))
+    assert fresh.insert_events(_batch(["a", "z"])).inserted == 1  # "a" is new to this one
+    assert _stored_ids(fresh) == ["x", "y", "z", "a"] and _keys_match_events(fresh)
 
 
 def test_first_and_last_seen_follow_every_write_and_link():

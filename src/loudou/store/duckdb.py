@@ -185,6 +185,8 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             self.con = self._connect()
             self._migrate()
         self._keys = shared_keys(path)  # event ids stored (shared by this file's stores)
+        if con is None:
+            self._keys.reopened()
         self._cache: EventCache | None = None
         self._cache_lock = threading.Lock()
         self._writes = 0  # bumped on every write; cached traits are only valid for one value
@@ -269,8 +271,12 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         ((keys, links),) = self.con.execute(
             "SELECT (SELECT count(*) FROM event_keys), (SELECT count(*) FROM identities)"
         ).fetchall()
-        self._keys.catch_up(int(keys), self._read_keys, int(links))
+        self._keys.catch_up(int(keys), int(links), self._read_keys, self._key_at)
         return int(links)
+
+    def _key_at(self, row: int) -> tuple[int, int] | None:
+        rows = self.con.execute("SELECT hi, lo FROM event_keys WHERE rowid = $1", [row]).fetchall()
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     def prepare_writes(self) -> None:
         """Load what event writes need (the stored keys, the compiled kernels) now rather than

@@ -135,26 +135,53 @@ class StoredKeys:
         # rows tells when to forget them all.
         self.seen: dict[str, tuple[int, int]] = {}
         self.links = -1  # identities rows ``seen`` is valid for
+        self.last: tuple[int, int] | None = None  # the key of row ``absorbed - 1``
+        self.verified = False  # whether the table is known to still hold ``last`` there
         self._claimed: list[KeyBatch] = []  # added by the write in progress
         self._seen_now: list[tuple[list[str], list[int], list[int]]] = []
         self._links_now = 0
 
-    def catch_up(self, rows: int, read: Callable[[int], Iterable[KeyBatch]], links: int) -> None:
+    def reopened(self) -> None:
+        """A store opened a connection: the database may be another than the one these keys
+        came from (all connections were closed, and the file replaced or restored), so the next
+        ``catch_up`` checks that the last row absorbed still holds the key it held."""
+        self.verified = False
+
+    def catch_up(
+        self,
+        rows: int,
+        links: int,
+        read: Callable[[int], Iterable[KeyBatch]],
+        key_at: Callable[[int], tuple[int, int] | None],
+    ) -> None:
         """Absorb ``event_keys`` rows from ``absorbed`` up to ``rows`` (the table's row count in
-        this transaction); ``read(start)`` yields the keys of the rows from ``start`` on.
-        ``links`` is the row count of ``identities``."""
+        this transaction); ``read(start)`` yields the keys of the rows from ``start`` on,
+        ``key_at(row)`` the key of one row. ``links`` is the row count of ``identities``."""
+        if not self.verified and self.keys is not None and self.absorbed:
+            if rows < self.absorbed or key_at(self.absorbed - 1) != self.last:
+                self._forget_all()
+        self.verified = True
         if links != self.links:
             self.seen.clear()
             self.links = links
         if self.keys is not None and rows == self.absorbed:
             return
         if self.keys is None or rows < self.absorbed:  # first use, or the table was rebuilt
-            self.keys, self.absorbed = KeySet(rows), 0
+            self._forget_all()
+            self.keys = KeySet(rows)
         keys = self.keys
+        assert keys is not None
         keys.reserve(rows - self.absorbed)
         for hi, lo in read(self.absorbed):
             keys.add(hi, lo)
+            if len(hi):
+                self.last = (int(hi[-1]), int(lo[-1]))
         self.absorbed = rows
+
+    def _forget_all(self) -> None:
+        self.keys, self.absorbed, self.last = None, 0, None
+        self.seen.clear()
+        self.links = -1
 
     def claim(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Mask of the rows to store: keys new to the store, first of their kind in the batch.
@@ -197,6 +224,9 @@ class StoredKeys:
     def commit(self) -> None:
         """The write committed: the claimed keys are rows of ``event_keys`` now."""
         self.absorbed += sum(len(hi) for hi, _ in self._claimed)
+        if self._claimed:
+            hi, lo = self._claimed[-1]
+            self.last = (int(hi[-1]), int(lo[-1]))
         self.links += self._links_now
         seen = self.seen
         for ids, first, last in self._seen_now:

@@ -103,11 +103,30 @@ def test_step_time_quantiles_equal_numpy_per_group(
     gaps = rng.integers(0, spread, (n_steps, n_units))
     times = (1_735_689_600 * 10**6 + np.cumsum(gaps, axis=0)).astype(np.int64)
     times[np.arange(n_steps)[:, None] >= levels[None, :]] = -1  # not reached
-    group = (
-        rng.integers(-1, n_groups, n_units).astype(np.int64) if n_groups else np.zeros(0, np.int64)
+    n_codes = int(rng.integers(1, 50))
+    codes = rng.integers(-1, n_codes, n_units).astype(np.int64)  # -1: no value
+    lut = rng.integers(-1, max(n_groups, 1), n_codes + 1).astype(np.int64)  # last: code -1
+    group = lut[np.where(codes < 0, n_codes, codes)] if n_groups else np.full(n_units, -1)
+    got = (
+        step_time_quantiles(levels, times, codes, lut, n_groups)
+        if n_groups
+        else step_time_quantiles(levels, times)
     )
-    got = step_time_quantiles(levels, np.ascontiguousarray(times), group, n_groups)
     want = brute_force(levels, times, group, n_groups)
+    np.testing.assert_array_equal(got[0], want[0])
+    for a, b in zip(got[1:], want[1:], strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_steps_split_over_threads_give_the_same_results() -> None:
+    rng = np.random.default_rng(3)
+    n = 300_000  # above PARALLEL_FROM durations
+    levels = rng.integers(0, 6, n).astype(np.int64)
+    times = np.cumsum(rng.integers(0, 10**9, (5, n)), axis=0).astype(np.int64)
+    codes = rng.integers(-1, 12, n).astype(np.int64)
+    lut = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, -1], np.int64)
+    got = step_time_quantiles(levels, times, codes, lut, 11)
+    want = brute_force(levels, times, lut[np.where(codes < 0, 12, codes)], 11)
     np.testing.assert_array_equal(got[0], want[0])
     for a, b in zip(got[1:], want[1:], strict=True):
         assert np.array_equal(a, b, equal_nan=True)
@@ -118,7 +137,7 @@ def test_one_group_holding_millions_of_durations() -> None:
     n = 2_000_000
     levels = rng.integers(1, 4, n).astype(np.int64)
     times = np.cumsum(rng.integers(0, 86_400 * 10**6, (3, n)), axis=0).astype(np.int64)
-    got = step_time_quantiles(levels, times, np.zeros(0, np.int64), 0)
+    got = step_time_quantiles(levels, times)
     for k in (1, 2):
         mask = levels > k
         assert (got[1][0, k], got[2][0, k]) == numpy_median_p90(times[k][mask] - times[k - 1][mask])

@@ -17,6 +17,9 @@ selection algorithm, so the results are identical, which the tests check with ``
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
 
@@ -203,7 +206,59 @@ def median_p90(deltas):
 
 
 @njit(cache=True, nogil=True)
-def _collect(levels, times, group, k, every, p, tags, by_group, at):
+def entered_by_code(levels, codes, n_codes):
+    """Units that entered the funnel (level > 0) per value code; code -1 (no value) last."""
+    out = np.zeros(n_codes + 1, np.int64)
+    for u in range(levels.shape[0]):
+        c = codes[u]
+        out[c if c >= 0 else n_codes] += levels[u] > 0
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _group(codes, lut, u, spare):
+    """The unit's group: lut[code] (the last entry for code -1); ``spare`` when in none."""
+    c = codes[u]
+    g = lut[c if c >= 0 else lut.shape[0] - 1]
+    return g if g >= 0 else spare
+
+
+@njit(cache=True, nogil=True)
+def _plan(levels, codes, lut, n_groups, n_steps):
+    """Units reaching each step per group (rows: the groups, all units, units in no group), and
+    where each step's segments start: all units' in ``every`` (with one spare slot), the groups'
+    (units in no group last) in ``by_group``."""
+    rows = n_groups + 2
+    by_level = np.zeros((rows, n_steps + 1), np.int64)
+    for u in range(levels.shape[0]):
+        by_level[n_groups, levels[u]] += 1
+    if n_groups > 0:
+        for u in range(levels.shape[0]):
+            g = _group(codes, lut, u, n_groups)
+            by_level[g if g < n_groups else n_groups + 1, levels[u]] += 1
+    reached = np.zeros((rows, n_steps), np.int64)
+    for g in range(rows):
+        above = np.int64(0)
+        for k in range(n_steps - 1, -1, -1):
+            above += by_level[g, k + 1]
+            reached[g, k] = above
+    at_every = np.zeros(n_steps + 1, np.int64)  # the last entry: the total
+    at_group = np.zeros((n_steps + 1, n_groups + 1), np.int64)
+    total = 0
+    total_grouped = 0
+    for k in range(1, n_steps):
+        at_every[k] = total
+        total += reached[n_groups, k] + 1
+        for g in range(n_groups + 1):
+            at_group[k, g] = total_grouped
+            total_grouped += reached[g if g < n_groups else n_groups + 1, k]
+    at_every[n_steps] = total
+    at_group[n_steps, 0] = total_grouped
+    return reached, at_every, at_group
+
+
+@njit(cache=True, nogil=True)
+def _collect(levels, times, codes, lut, k, every, p, tags, by_group, at):
     """Step k's durations of the units that reached it, in unit order, into every[p:] (branch
     free: each unit writes, only those that reached step k advance; the segment has one spare
     slot). With groups (``at`` longer than 1: each group's next slot, units in no group last),
@@ -214,9 +269,8 @@ def _collect(levels, times, group, k, every, p, tags, by_group, at):
     if at.shape[0] > 1:
         spare = at.shape[0] - 1
         for u in range(levels.shape[0]):
-            g = group[u]
             every[p] = later[u] - earlier[u]
-            tags[p - start] = g if g >= 0 else spare
+            tags[p - start] = _group(codes, lut, u, spare)
             p += levels[u] > k
         for i in range(start, p):
             g = tags[i - start]
@@ -229,58 +283,25 @@ def _collect(levels, times, group, k, every, p, tags, by_group, at):
 
 
 @njit(cache=True, nogil=True)
-def step_time_quantiles(levels, times, group, n_groups):
-    """Per group and step: units that reached the step, and the median and p90 of the seconds
-    from the previous step, ``(later - earlier) / 1e6`` (NaN for step 1 and where no unit
-    reached the step). Row ``n_groups`` of each result is all units, whatever their group.
-
-    ``levels``: int64 per unit (steps reached); ``times``: int64 microseconds [steps, units];
-    ``group``: int64 per unit below ``n_groups``, -1 in no group; may be empty when n_groups is 0.
-    Returns ``reached`` int64 [groups + 1, steps], ``median`` and ``p90`` float64 [groups + 1,
-    steps].
-    """
-    n_steps = times.shape[0]
-    n_units = levels.shape[0]
-    rows = n_groups + 2  # the groups, all units, units in no group
-    by_level = np.zeros((rows, n_steps + 1), np.int64)
-    for u in range(n_units):
-        by_level[n_groups, levels[u]] += 1
-    if n_groups > 0:
-        for u in range(n_units):
-            g = group[u]
-            by_level[g if g >= 0 else n_groups + 1, levels[u]] += 1
-    reached = np.zeros((rows, n_steps), np.int64)
-    for g in range(rows):
-        above = np.int64(0)
-        for k in range(n_steps - 1, -1, -1):
-            above += by_level[g, k + 1]
-            reached[g, k] = above
-    # per step k >= 1: all units' segment in ``every`` (one spare slot), the groups' (the units in
-    # no group last) in ``by_group``
-    at_every = np.zeros(n_steps, np.int64)
-    at_group = np.zeros((n_steps, n_groups + 1), np.int64)
-    total = 0
-    total_grouped = 0
-    for k in range(1, n_steps):
-        at_every[k] = total
-        total += reached[n_groups, k] + 1
-        for g in range(n_groups + 1):
-            at_group[k, g] = total_grouped
-            total_grouped += reached[g if g < n_groups else n_groups + 1, k]
-    every = np.empty(total, np.int64)
-    by_group = np.empty(total_grouped, np.int64)
-    tags = np.empty(n_units + 1 if n_groups > 0 else 0, np.int64)
-    for k in range(1, n_steps):
-        _collect(levels, times, group, k, every, at_every[k], tags, by_group, at_group[k].copy())
-    largest = reached[n_groups, 1] if n_steps > 1 else 0  # all units' step 2: the longest
+def _steps(
+    levels, times, codes, lut, steps, reached, at_every, at_group, every, by_group, median, p90
+):
+    """Collect and summarise the given steps (each thread has its own steps and work arrays;
+    the shared arrays are written at disjoint places)."""
+    n_groups = median.shape[0] - 1
+    largest = 0
+    for k in steps:
+        largest = max(largest, reached[n_groups, k])
+    tags = np.empty(levels.shape[0] + 1 if n_groups > 0 else 0, np.int64)
     hist = np.zeros(1 << MAX_BITS, np.int64)
     slot_of = np.full(1 << MAX_BITS, -1, np.int64)
     gathered = np.empty(largest, np.int64)
     work = np.empty(largest, np.int64)
-    median = np.full((n_groups + 1, n_steps), np.nan)
-    p90 = np.full((n_groups + 1, n_steps), np.nan)
-    for g in range(n_groups + 1):
-        for k in range(1, n_steps):
+    for k in steps:
+        _collect(
+            levels, times, codes, lut, k, every, at_every[k], tags, by_group, at_group[k].copy()
+        )
+        for g in range(n_groups + 1):
             n = reached[g, k]
             if n > 0:
                 data = every if g == n_groups else by_group
@@ -288,4 +309,54 @@ def step_time_quantiles(levels, times, group, n_groups):
                 median[g, k], p90[g, k] = _median_p90(
                     data, lo, lo + n, hist, slot_of, gathered, work
                 )
+
+
+NO_CODES = np.zeros(0, np.int64)
+PARALLEL_FROM = 100_000  # durations; below this, threads cost more than they save
+
+
+def step_time_quantiles(
+    levels: np.ndarray,
+    times: np.ndarray,
+    codes: np.ndarray = NO_CODES,
+    lut: np.ndarray = NO_CODES,
+    n_groups: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group and step: units that reached the step, and the median and p90 of the seconds
+    from the previous step, ``(later - earlier) / 1e6`` (NaN for step 1 and where no unit
+    reached the step). Row ``n_groups`` of each result is all units, whatever their group.
+
+    ``levels``: int64 per unit (steps reached); ``times``: int64 microseconds [steps, units],
+    C-contiguous; a unit's group is ``lut[code]`` (``lut[-1]`` for code -1), -1 for none.
+    Returns ``reached`` int64 [groups + 1, steps], ``median`` and ``p90`` float64
+    [groups + 1, steps]. Steps are split over threads when there is enough to do.
+    """
+    n_steps = times.shape[0]
+    reached, at_every, at_group = _plan(levels, codes, lut, n_groups, n_steps)
+    every = np.empty(at_every[n_steps], np.int64)
+    by_group = np.empty(at_group[n_steps, 0], np.int64)
+    median = np.full((n_groups + 1, n_steps), np.nan)
+    p90 = np.full((n_groups + 1, n_steps), np.nan)
+    sizes = reached[n_groups, 1:]
+    workers = min(os.cpu_count() or 1, n_steps - 1, 8)
+    if workers < 2 or sizes.sum() < PARALLEL_FROM:
+        parts = [np.arange(1, n_steps, dtype=np.int64)]
+    else:  # largest steps first, each to the least loaded thread
+        load = [0] * workers
+        taken: list[list[int]] = [[] for _ in range(workers)]
+        for k in np.argsort(-sizes, kind="stable") + 1:
+            w = load.index(min(load))
+            load[w] += int(sizes[k - 1])
+            taken[w].append(int(k))
+        parts = [np.array(t, np.int64) for t in taken if t]
+
+    def run(steps: np.ndarray) -> None:
+        _steps(levels, times, codes, lut, steps, reached, at_every, at_group, every, by_group,
+               median, p90)  # fmt: skip
+
+    if len(parts) == 1:
+        run(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(run, parts))
     return reached[: n_groups + 1], median, p90

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.kernels import funnel as kern
-from loudou.kernels.quantiles import step_time_quantiles
+from loudou.kernels.quantiles import entered_by_code, step_time_quantiles
 from loudou.model.results import BreakdownResult, FunnelResult, StepResult
 from loudou.model.spec import FunnelSpec, Step, parse_step
 from loudou.query.stats import wilson_interval
@@ -141,11 +141,8 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
 def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
     """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step."""
     times = np.ascontiguousarray(units.times.T)  # [steps, units]: one contiguous row per step
-    reached, median, p90 = step_time_quantiles(units.levels, times, _NO_GROUPS, 0)
+    reached, median, p90 = step_time_quantiles(units.levels, times)
     return _step_results(steps, reached[0], median[0], p90[0])
-
-
-_NO_GROUPS = np.zeros(0, np.int64)
 
 
 def _seconds(value: float) -> float | None:
@@ -189,20 +186,20 @@ def _with_breakdown(
     them (units that did not enter count nowhere, whatever their value)."""
     assert units.breakdown is not None and units.breakdown_labels is not None
     labels = [*units.breakdown_labels, NONE_VALUE]  # code -1 (no value) reads as the last label
-    codes = np.where(units.breakdown < 0, len(labels) - 1, units.breakdown)
-    per_code = np.bincount(codes, weights=units.levels > 0, minlength=len(labels))
+    codes = np.asarray(units.breakdown, np.int64)
+    entered = entered_by_code(units.levels, codes, len(labels) - 1).tolist()
     sizes: Counter[str] = Counter()
-    for label, n in zip(labels, per_code.tolist(), strict=True):
+    for label, n in zip(labels, entered, strict=True):
         if n:
-            sizes[str(label)] += int(n)
+            sizes[str(label)] += n
     order = sorted(sizes, key=lambda v: (-sizes[v], v))
     top = order[: spec.breakdown_limit]
     bucket_of = {v: i for i, v in enumerate(top)}
     names = top + ([OTHER] if len(order) > len(top) else [])
     rest = len(top) if len(names) > len(top) else -1  # without 'other': units that never entered
-    bucket = np.array([bucket_of.get(str(v), rest) for v in labels], np.int64)[codes]
+    lut = np.array([bucket_of.get(str(v), rest) for v in labels], np.int64)
     times = np.ascontiguousarray(units.times.T)  # [steps, units]
-    reached, median, p90 = step_time_quantiles(units.levels, times, bucket, len(names))
+    reached, median, p90 = step_time_quantiles(units.levels, times, codes, lut, len(names))
     results = [
         _step_results(spec.steps, reached[i], median[i], p90[i]) for i in range(len(names) + 1)
     ]

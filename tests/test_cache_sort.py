@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
-from loudou.kernels.cache_sort import SMALL, Fill, layout, merge
+from loudou.kernels.cache_sort import RUN, Fill, layout, merge
 from loudou.store.cache import EventCache
 
 from journeys import events_table
@@ -22,7 +22,7 @@ from journeys import events_table
 @st.composite
 def rows_st(draw: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows in any order: customer codes, times with many ties, distinct row ids, 2 value columns.
-    Some customers get more than SMALL rows (the other sort), some arrive already in order."""
+    Some customers get more than RUN rows (runs merged), some arrive already in order."""
     n = draw(st.integers(0, 400))
     n_cust = draw(st.integers(1, 15))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -59,9 +59,9 @@ def test_layout_sorts_like_lexsort(data, row_dtype):
 
 
 def test_layout_of_large_customers():
-    """Customers with far more than SMALL rows (sorted by two stable sorts, not by insertion)."""
+    """Customers with far more than RUN rows: several levels of merging."""
     rng = np.random.default_rng(7)
-    n = 50 * SMALL
+    n = 50 * RUN
     cust = rng.integers(0, 3, n).astype(np.int32)
     ts = rng.integers(0, 100, n).astype(np.int64)
     rows = rng.permutation(n).astype(np.int64)

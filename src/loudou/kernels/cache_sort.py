@@ -19,70 +19,132 @@ from numba import njit
 
 from loudou.kernels.cached import _in_threads
 
-SMALL = 32  # customers with at most this many events are sorted by insertion
+RUN = 16  # a customer's events are sorted by insertion in runs of this many, then merged
 
 
 @njit(cache=True, nogil=True)
-def place(next_slot, end, cust, rows, ts, vals, out_rows, out_ts, out_vals):
+def place(next_slot, end, cust, rows, ts, vals, out_rows, out_ts, out_vals, shift):
     """Put each row at its customer's next free slot (``next_slot[c]``, advanced): a stable
     counting sort by customer, fed one batch at a time. ``vals`` is [columns, rows]. Returns
     False, writing nothing more, if a customer gets more rows than its range (up to ``end[c]``)
-    holds."""
+    holds.
+
+    Writing each row straight to its slot touches a new cache line per row and column (every
+    customer's range is open at once); so the batch is first grouped by ``customer >> shift``
+    (a few hundred write streams), then placed group by group (a few hundred customers' ranges
+    open at a time): two passes that stay in cache, several times faster than one that does not.
+    """
+    n = cust.shape[0]
     k = vals.shape[0]
-    for i in range(cust.shape[0]):
-        c = cust[i]
+    n_groups = ((next_slot.shape[0] - 1) >> shift) + 1
+    at = np.zeros(n_groups + 1, np.int64)
+    for i in range(n):
+        at[(cust[i] >> shift) + 1] += 1
+    for g in range(n_groups):
+        at[g + 1] += at[g]
+    g_cust = np.empty(n, cust.dtype)
+    g_rows = np.empty(n, rows.dtype)
+    g_ts = np.empty(n, np.int64)
+    g_vals = np.empty((k, n), vals.dtype)
+    for i in range(n):
+        g = cust[i] >> shift
+        q = at[g]
+        at[g] = q + 1
+        g_cust[q] = cust[i]
+        g_rows[q] = rows[i]
+        g_ts[q] = ts[i]
+        for j in range(k):
+            g_vals[j, q] = vals[j, i]
+    for q in range(n):
+        c = g_cust[q]
         p = next_slot[c]
         if p >= end[c]:
             return False
         next_slot[c] = p + 1
-        out_rows[p] = rows[i]
-        out_ts[p] = ts[i]
+        out_rows[p] = g_rows[q]
+        out_ts[p] = g_ts[q]
         for j in range(k):
-            out_vals[j, p] = vals[j, i]
+            out_vals[j, p] = g_vals[j, q]
     return True
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _after(ts, rows, a, b):
-    """Whether slot a sorts after slot b by (time, row id)."""
-    return ts[a] > ts[b] or (ts[a] == ts[b] and rows[a] > rows[b])
+def group_shift(n_cust: int) -> int:
+    """``place`` groups customers by code >> shift: about sqrt(customers) groups of about
+    sqrt(customers) customers, so both of its passes have few write streams."""
+    return (max(n_cust - 1, 1).bit_length() + 1) // 2
 
 
 @njit(cache=True, nogil=True)
 def _sort_range(off, c_lo, c_hi, rows, ts, vals):
-    """Sort the slots of customers c_lo..c_hi by (time, row id), each customer on its own."""
+    """Sort the slots of customers c_lo..c_hi by (time, row id), each customer on its own: a
+    customer already in order is left alone (events often arrive in time order); otherwise its
+    keys are copied to scratch with their positions, sorted in runs of RUN by insertion, the runs
+    merged (bottom-up merge sort), and the values moved once at the end. No allocation per
+    customer: the scratch is sized for the largest."""
     k = vals.shape[0]
-    v = np.empty(k, vals.dtype)
+    longest = 0
+    for c in range(c_lo, c_hi):
+        longest = max(longest, off[c + 1] - off[c])
+    a_ts = np.empty(longest, np.int64)
+    a_rows = np.empty(longest, rows.dtype)
+    a_ix = np.empty(longest, np.int64)
+    b_ts = np.empty(longest, np.int64)
+    b_rows = np.empty(longest, rows.dtype)
+    b_ix = np.empty(longest, np.int64)
+    v = np.empty(longest, vals.dtype)
     for c in range(c_lo, c_hi):
         lo, hi = off[c], off[c + 1]
+        m = hi - lo
         p = lo + 1
-        while p < hi and not _after(ts, rows, p - 1, p):
+        while p < hi and (ts[p - 1] < ts[p] or (ts[p - 1] == ts[p] and rows[p - 1] < rows[p])):
             p += 1
         if p >= hi:
-            continue  # already in order: events often arrive in time order
-        if hi - lo <= SMALL:
-            for q in range(p, hi):
-                t, r = ts[q], rows[q]
-                for j in range(k):
-                    v[j] = vals[j, q]
+            continue
+        for q in range(m):
+            a_ts[q] = ts[lo + q]
+            a_rows[q] = rows[lo + q]
+            a_ix[q] = q
+        for r0 in range(0, m, RUN):
+            r1 = min(r0 + RUN, m)
+            for q in range(r0 + 1, r1):
+                t, r, x = a_ts[q], a_rows[q], a_ix[q]
                 s = q
-                while s > lo and (ts[s - 1] > t or (ts[s - 1] == t and rows[s - 1] > r)):
-                    ts[s] = ts[s - 1]
-                    rows[s] = rows[s - 1]
-                    for j in range(k):
-                        vals[j, s] = vals[j, s - 1]
+                while s > r0 and (a_ts[s - 1] > t or (a_ts[s - 1] == t and a_rows[s - 1] > r)):
+                    a_ts[s] = a_ts[s - 1]
+                    a_rows[s] = a_rows[s - 1]
+                    a_ix[s] = a_ix[s - 1]
                     s -= 1
-                ts[s] = t
-                rows[s] = r
-                for j in range(k):
-                    vals[j, s] = v[j]
-        else:  # a large customer: two stable sorts, by row id, then by time
-            order = np.argsort(rows[lo:hi], kind="mergesort")
-            order = order[np.argsort(ts[lo:hi][order], kind="mergesort")] + lo
-            ts[lo:hi] = ts[order]
-            rows[lo:hi] = rows[order]
-            for j in range(k):
-                vals[j, lo:hi] = vals[j][order]
+                a_ts[s] = t
+                a_rows[s] = r
+                a_ix[s] = x
+        width = RUN
+        while width < m:
+            for left in range(0, m, 2 * width):
+                mid = min(left + width, m)
+                end = min(left + 2 * width, m)
+                i, j = left, mid
+                for o in range(left, end):
+                    if j >= end or (
+                        i < mid
+                        and (a_ts[i] < a_ts[j] or (a_ts[i] == a_ts[j] and a_rows[i] < a_rows[j]))
+                    ):
+                        b_ts[o], b_rows[o], b_ix[o] = a_ts[i], a_rows[i], a_ix[i]
+                        i += 1
+                    else:
+                        b_ts[o], b_rows[o], b_ix[o] = a_ts[j], a_rows[j], a_ix[j]
+                        j += 1
+            a_ts, b_ts = b_ts, a_ts
+            a_rows, b_rows = b_rows, a_rows
+            a_ix, b_ix = b_ix, a_ix
+            width *= 2
+        for q in range(m):
+            ts[lo + q] = a_ts[q]
+            rows[lo + q] = a_rows[q]
+        for j in range(k):
+            for q in range(m):
+                v[q] = vals[j, lo + a_ix[q]]
+            for q in range(m):
+                vals[j, lo + q] = v[q]
 
 
 def sort_within(off: np.ndarray, rows: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
@@ -103,6 +165,7 @@ class Fill:
         n = int(off[-1])
         self.off = off
         self.next_slot = off[:-1].copy()
+        self.shift = group_shift(off.shape[0] - 1)
         self.rows: np.ndarray | None = np.empty(n, row_dtype)
         self.ts = np.empty(n, np.int64)
         self.vals = np.empty((n_vals, n), np.int32)
@@ -110,8 +173,9 @@ class Fill:
     def add(self, cust: np.ndarray, rows: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
         assert self.rows is not None
         if not place(
-            self.next_slot, self.off[1:], cust, rows, ts, vals, self.rows, self.ts, self.vals
-        ):
+            self.next_slot, self.off[1:], cust, rows, ts, vals, self.rows, self.ts, self.vals,
+            self.shift,
+        ):  # fmt: skip
             raise RuntimeError("event cache: a customer has more events than counted")
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:

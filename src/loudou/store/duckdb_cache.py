@@ -37,6 +37,14 @@ def _default_limit() -> str:
         return str(con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
 
 
+def _codes_table(
+    column: str, keys: pa.Array | pa.ChunkedArray, codes: np.ndarray | None = None
+) -> pa.Table:
+    """A dictionary for DuckDB to join with: ``column`` -> code ``c`` (default: position)."""
+    c = np.arange(len(keys)) if codes is None else codes
+    return pa.table({column: keys, "c": c.astype(np.int32)})
+
+
 def _row_dtype(watermark: int) -> type:
     """Row ids are held only while sorting; 4 bytes each when they fit."""
     return np.int32 if watermark < 2**31 else np.int64
@@ -58,6 +66,9 @@ class CacheAbilities:
         raise NotImplementedError
 
     def _transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _registered(self, name: str, table: pa.Table) -> AbstractContextManager[None]:
         raise NotImplementedError
 
     def use_event_cache(self) -> bool:
@@ -91,25 +102,26 @@ class CacheAbilities:
         (each customer's count is known from the dictionary query), then sort each customer's
         events by (time, row id). No string column of every event is ever held in Python."""
         con = self.con
-        try:
-            with self._transaction():  # one snapshot for the dictionaries, counts and rows
-                customers = con.sql(
-                    "SELECT customer_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
-                ).to_arrow_table()
-                names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
-                watermark = int(
-                    con.sql("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchall()[0][0]
-                )
-                ids = customers.column(0).combine_chunks().cast(pa.string())
-                n_cust, n_names = len(ids), names.num_rows
-                off = np.zeros(n_cust + 1, np.int64)
-                np.cumsum(customers.column(1).to_numpy(), out=off[1:])
-                del customers
-                con.register("_cache_customers", pa.table({"customer_id": ids, "c": np.arange(n_cust, dtype=np.int32)}))  # fmt: skip
-                con.register("_cache_events", names.append_column("v", pa.array(np.arange(n_names, dtype=np.int32))))  # fmt: skip
-                fill = Fill(off, 1, _row_dtype(watermark))
+        with self._transaction():  # one snapshot for the dictionaries, counts and rows
+            customers = con.sql(
+                "SELECT customer_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
+            ).to_arrow_table()
+            names = con.sql("SELECT DISTINCT event FROM events ORDER BY 1").to_arrow_table()
+            watermark = int(
+                con.sql("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchall()[0][0]
+            )
+            ids = customers.column(0).combine_chunks().cast(pa.string())
+            n_cust = len(ids)
+            off = np.zeros(n_cust + 1, np.int64)
+            np.cumsum(customers.column(1).to_numpy(), out=off[1:])
+            del customers
+            fill = Fill(off, 1, _row_dtype(watermark))
+            with (
+                self._registered("_cache_customers", _codes_table("customer_id", ids)),
+                self._registered("_cache_events", _codes_table("event", names.column(0))),
+            ):
                 reader = con.sql(
-                    "SELECT c.c, epoch_us(e.ts) AS t, v.v, e.rowid AS r FROM events e "
+                    "SELECT c.c, epoch_us(e.ts) AS t, v.c, e.rowid AS r FROM events e "
                     "JOIN _cache_customers c ON c.customer_id = e.customer_id "
                     "JOIN _cache_events v ON v.event = e.event"
                 ).to_arrow_reader(BUILD_BATCH_ROWS)
@@ -117,9 +129,6 @@ class CacheAbilities:
                     cols = [col.to_numpy() for col in batch.columns]
                     fill.add(cols[0], cols[3], cols[1], cols[2][None, :])
                 del reader
-        finally:
-            con.unregister("_cache_customers")
-            con.unregister("_cache_events")
         ts, code = fill.finish()
         del fill
         n = int(off[-1])
@@ -166,32 +175,45 @@ class CacheAbilities:
         """Bring appended events (row ids from the watermark on) into the cache's delta.
 
         Events are never deleted, so an unchanged row count (cheap: table metadata) means
-        there is nothing new to read."""
-        rows = self._count("events")
-        if rows == cache.rows:
+        there is nothing new to read. The new rows' distinct customer ids and event names are
+        looked up in the cache's dictionaries (new ones added); DuckDB then joins the rows with
+        those small tables and hands over integer codes instead of a string per row."""
+        con = self.con
+        if self._count("events") == cache.rows:
             return
-        b = SqlBuilder()
-        exprs = [f"CAST({b.event_field(p)} AS VARCHAR)" for p in cache.prop_names]
-        extra = "".join(f", {e} AS p{i}" for i, e in enumerate(exprs))
-        wm = b.bind(cache.watermark)
-        table = self.con.sql(
-            f"SELECT customer_id, epoch_us(ts) AS t, event, rowid AS r{extra} FROM events e WHERE rowid >= {wm}",  # noqa: S608
-            params=b.params,
-        ).to_arrow_table()
+        with self._transaction():  # the lookups and the rows from one snapshot
+            rows = self._count("events")
+            ids, names = (
+                con.sql(sql, params=[cache.watermark]).to_arrow_table().column(0)
+                for sql in (
+                    "SELECT DISTINCT customer_id FROM events WHERE rowid >= $1",
+                    "SELECT DISTINCT event FROM events WHERE rowid >= $1",
+                )
+            )
+            b = SqlBuilder()
+            b.bind(cache.watermark)  # $1
+            props = [f"CAST({b.event_field(p)} AS VARCHAR)" for p in cache.prop_names]
+            extra = "".join(f", {e} AS p{i}" for i, e in enumerate(props))
+            customers = _codes_table("customer_id", ids, cache.customer_codes(ids))
+            events = _codes_table("event", names, cache.event_codes(names))
+            with (
+                self._registered("_cache_customers", customers),
+                self._registered("_cache_events", events),
+            ):
+                table = con.sql(
+                    f"SELECT c.c, epoch_us(e.ts) AS t, v.c, e.rowid AS r{extra} FROM events e "  # noqa: S608
+                    "JOIN _cache_customers c ON c.customer_id = e.customer_id "
+                    "JOIN _cache_events v ON v.event = e.event WHERE e.rowid >= $1",
+                    params=b.params,
+                ).to_arrow_table()
         cache.rows = rows
         if table.num_rows == 0:
             return
-        cust = cache.customer_codes(table.column("customer_id"))
-        props = np.zeros((len(cache.prop_names), table.num_rows), np.int32)
-        for i in range(len(cache.prop_names)):
-            props[i] = cache.extend_property(i, table.column(f"p{i}").combine_chunks())
-        cache.append(
-            cust,
-            table.column("t").to_numpy().astype(np.int64),
-            cache.event_codes(table.column("event").combine_chunks()),
-            table.column("r").to_numpy().astype(np.int64),
-            props,
-        )
+        cust, t, code, r = (table.column(i).to_numpy() for i in range(4))
+        codes = np.zeros((len(props), table.num_rows), np.int32)
+        for i in range(len(props)):
+            codes[i] = cache.extend_property(i, table.column(f"p{i}").combine_chunks())
+        cache.append(cust, t, code, r, codes)
 
     def _cache_property(self, cache: EventCache, name: str) -> None:
         """Dictionary-encode one event property for every cached row. The cache keeps no row
@@ -201,13 +223,12 @@ class CacheAbilities:
         b = SqlBuilder()
         expr = f"CAST({b.event_field(name)} AS VARCHAR)"
         wm = b.bind(cache.watermark)
-        ids = cache.customer_array()
-        con.register("_cache_customers", pa.table({"customer_id": ids, "c": np.arange(len(ids), dtype=np.int32)}))  # fmt: skip
         segments = (cache.base, cache.delta)
         fills = [Fill(seg.off, 1, _row_dtype(cache.watermark)) for seg in segments]
         dictionaries: list[pa.Array] = []
         entries = 0  # values in the batch dictionaries so far: a row's value is entry + 1
-        try:
+        customers = _codes_table("customer_id", cache.customer_array())
+        with self._registered("_cache_customers", customers):
             reader = con.sql(
                 f"SELECT c.c, epoch_us(e.ts) AS t, e.rowid AS r, {expr} AS v FROM events e "  # noqa: S608
                 f"JOIN _cache_customers c ON c.customer_id = e.customer_id WHERE e.rowid < {wm}",
@@ -227,8 +248,6 @@ class CacheAbilities:
                 for fill, sel in ((fills[0], ~in_delta), (fills[1], in_delta)):
                     fill.add(cust[sel], r[sel], t[sel], vals[None, sel])
             del reader
-        finally:
-            con.unregister("_cache_customers")
         # one sorted dictionary for the entries of every batch
         entry_codes, values = encode_values(
             pa.concat_arrays([d.cast(pa.string()) for d in dictionaries])

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
-from loudou.kernels.cache_sort import RUN, Fill, layout, merge
-from loudou.store.cache import EventCache
+from loudou.kernels.cache_sort import RUN, Fill, find_sorted, layout, merge, string_buffers
+from loudou.store.cache import EventCache, empty_segment
 
 from journeys import events_table
 
@@ -108,6 +108,28 @@ def test_merge_of_older_and_newer_rows_sorts_like_lexsort(data, split):
     assert_same((off, t, code, props), (want_off, want_ts, want_vals[0], want_vals[1:]))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    known=st.sets(st.text(max_size=4)),  # short: many shared prefixes, the empty id
+    asked=st.lists(st.text(max_size=4), max_size=20),
+)
+def test_customer_codes_find_sorted_ids_then_added_ones(known, asked):
+    ids = sorted(known, key=lambda t: t.encode())  # bytewise, as DuckDB and Arrow sort
+    arr = pa.array(ids, pa.string())
+    got = find_sorted(*string_buffers(arr), len(ids), *string_buffers(pa.array(asked, pa.string())))
+    assert got.tolist() == [ids.index(a) if a in known else -1 for a in asked]
+
+    seg = empty_segment(len(ids), 0)
+    cache = EventCache(arr, [], seg, seg, 0, 0)
+    assert cache.customer_codes(pa.array(asked, pa.string()), add=False).tolist() == got.tolist()
+    codes = cache.customer_codes(pa.array(asked, pa.string()))
+    everyone = cache.customers.to_pylist()
+    assert [everyone[c] for c in codes] == asked  # unseen ids were added, once each
+    assert len(everyone) == len(known | set(asked))
+    again = cache.customer_codes(pa.array(asked[::-1], pa.string()), add=False)
+    assert again.tolist() == codes[::-1].tolist()
+
+
 # -- the cache of a store, kept up to date vs built afresh -------------------------------------
 
 
@@ -116,7 +138,7 @@ def by_customer(cache: EventCache) -> dict[str, list[tuple[Any, ...]]]:
     times), as (time, event name, property values by name) with codes decoded."""
     out = {}
     props = sorted(cache.prop_names)
-    for c, cid in enumerate(cache.customers):
+    for c, cid in enumerate(cache.customers.to_pylist()):
         evs = []
         for seg_no, seg in enumerate((cache.base, cache.delta)):
             for i in range(seg.off[c], seg.off[c + 1]):

@@ -15,6 +15,7 @@ without them.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from numba import njit
 
 from loudou.kernels.cached import _in_threads
@@ -228,3 +229,63 @@ def merge(a_off, a_ts, a_code, a_props, b_off, b_ts, b_code, b_props):
                 j += 1
             o += 1
     return off, ts, code, props
+
+
+# -- customer ids: the build's are sorted, so a lookup is a binary search over Arrow's buffers -----
+
+
+def string_buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a string array without a copy."""
+    ids = ids.cast(pa.string())
+    if ids.offset:
+        ids = pa.concat_arrays([ids])  # a slice: its own buffers from position 0
+    _, offsets, data = ids.buffers()
+    n = len(ids)
+    if data is None:
+        return np.zeros(n + 1, np.int32), np.zeros(0, np.uint8)
+    return np.frombuffer(offsets, np.int32, n + 1), np.frombuffer(data, np.uint8)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _compare(off, data, i, q_off, q_data, j):
+    """-1, 0 or 1 as string i of (off, data) sorts before, equal to or after string j of the
+    other, bytewise (shorter first on a common prefix)."""
+    s, e = off[i], off[i + 1]
+    t, u = q_off[j], q_off[j + 1]
+    k = 0
+    while s + k < e and t + k < u:
+        a, b = data[s + k], q_data[t + k]
+        if a != b:
+            return -1 if a < b else 1
+        k += 1
+    if s + k < e:
+        return 1
+    return -1 if t + k < u else 0
+
+
+@njit(cache=True, nogil=True)
+def strictly_sorted(off, data):
+    """Whether the strings are in strictly increasing bytewise order."""
+    for i in range(off.shape[0] - 2):
+        if _compare(off, data, i, off, data, i + 1) >= 0:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def find_sorted(off, data, n, q_off, q_data):
+    """Index of each query string among the first n strings (sorted bytewise), else -1."""
+    out = np.full(q_off.shape[0] - 1, -1, np.int64)
+    for j in range(out.shape[0]):
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            c = _compare(off, data, mid, q_off, q_data, j)
+            if c == 0:
+                out[j] = mid
+                break
+            if c < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+    return out

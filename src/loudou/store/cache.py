@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.kernels.cache_sort import layout, merge
+from loudou.kernels.cache_sort import find_sorted, layout, merge, strictly_sorted, string_buffers
 
 COMPACT_FRACTION = 0.05  # merge the delta into the base when it holds more than this share
 
@@ -65,7 +65,7 @@ def encode_values(
 class EventCache:
     """Base and delta segments plus the dictionaries that give their codes meaning."""
 
-    customers: list[str]
+    customers: pa.Array  # customer id by code: the build's (sorted bytewise), then later ones
     events: list[str]
     base: Segment
     delta: Segment
@@ -76,12 +76,16 @@ class EventCache:
     prop_values: list[list[str]] = field(default_factory=list)
     traits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     compact_fraction: float = COMPACT_FRACTION
-    _cust_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _sorted_customers: int = field(default=-1, repr=False)  # the build's: codes below this
+    _added: dict[str, int] = field(default_factory=dict, repr=False)  # id -> code, since then
     _event_index: dict[str, int] = field(default_factory=dict, repr=False)
-    _cust_array: pa.Array | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._cust_index = {c: i for i, c in enumerate(self.customers)}
+        self.customers = self.customers.cast(pa.string())
+        if self._sorted_customers < 0:
+            self._sorted_customers = len(self.customers)
+            if not strictly_sorted(*string_buffers(self.customers)):
+                raise ValueError("event cache: customer ids must be distinct and sorted")
         self._event_index = {e: i for i, e in enumerate(self.events)}
 
     @property
@@ -91,39 +95,30 @@ class EventCache:
     def event_code(self, name: str) -> int | None:
         return self._event_index.get(name)
 
-    @property
-    def customer_index(self) -> dict[str, int]:
-        return self._cust_index
-
-    def set_customer_array(self, ids: pa.Array) -> None:
-        """Customer ids by code as Arrow, when the caller has them (saves converting the list)."""
-        self._cust_array = ids.cast(pa.string())
-
-    def customer_array(self) -> pa.Array:
-        """Customer ids by code as Arrow, kept and extended as customers are added."""
-        have = 0 if self._cust_array is None else len(self._cust_array)
-        if self._cust_array is None or have < len(self.customers):
-            new = pa.array(self.customers[have:], pa.string())
-            self._cust_array = (
-                new if self._cust_array is None else pa.concat_arrays([self._cust_array, new])
-            )
-        return self._cust_array
-
-    def customer_codes(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Indexes for customer ids, adding unseen ids at the end. Looks up each distinct id
-        once: appended batches repeat few customers many times."""
+    def customer_codes(self, ids: pa.Array | pa.ChunkedArray, add: bool = True) -> np.ndarray:
+        """Codes for customer ids: a binary search among the build's ids (kept sorted, as Arrow:
+        a few bytes per customer where a Python dict costs ~100), then the few added since.
+        Unseen ids are added at the end, or get -1 when ``add`` is false. Each distinct id is
+        looked up once."""
         enc = pc.dictionary_encode(ids)
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks()
-        mapping = np.empty(len(enc.dictionary), np.int64)
-        for i, cid in enumerate(enc.dictionary.to_pylist()):
-            idx = self._cust_index.get(cid)
-            if idx is None:
-                idx = len(self.customers)
-                self.customers.append(cid)
-                self._cust_index[cid] = idx
-            mapping[i] = idx
-        return mapping[enc.indices.to_numpy(zero_copy_only=False)]
+        distinct = enc.dictionary.cast(pa.string())
+        codes = find_sorted(
+            *string_buffers(self.customers), self._sorted_customers, *string_buffers(distinct)
+        )
+        missing = np.flatnonzero(codes < 0)
+        if missing.size:
+            new: list[str] = []
+            for i, cid in zip(missing.tolist(), distinct.take(missing).to_pylist(), strict=True):
+                code = self._added.get(cid)
+                if code is None and add:
+                    code = self._added[cid] = len(self.customers) + len(new)
+                    new.append(cid)
+                codes[i] = -1 if code is None else code
+            if new:
+                self.customers = pa.concat_arrays([self.customers, pa.array(new, pa.string())])
+        return codes[enc.indices.to_numpy(zero_copy_only=False)]
 
     def event_codes(self, names: pa.Array) -> np.ndarray:
         enc = (

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.kernels.cache_sort import Fill
+from loudou.kernels.cache_sort import Fill, strictly_sorted, string_buffers
 from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
 
@@ -111,10 +111,14 @@ class CacheAbilities:
                 con.sql("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchall()[0][0]
             )
             ids = customers.column(0).combine_chunks().cast(pa.string())
+            counts = customers.column(1).to_numpy()
+            del customers
+            if not strictly_sorted(*string_buffers(ids)):  # a collation other than bytewise
+                order = pc.sort_indices(ids)
+                ids, counts = ids.take(order), counts[order.to_numpy()]
             n_cust = len(ids)
             off = np.zeros(n_cust + 1, np.int64)
-            np.cumsum(customers.column(1).to_numpy(), out=off[1:])
-            del customers
+            np.cumsum(counts, out=off[1:])
             fill = Fill(off, 1, _row_dtype(watermark))
             with (
                 self._registered("_cache_customers", _codes_table("customer_id", ids)),
@@ -133,7 +137,7 @@ class CacheAbilities:
         del fill
         n = int(off[-1])
         cache = EventCache(
-            ids.to_pylist(),
+            ids,
             names.column(0).to_pylist(),
             Segment(off, ts, code[0], np.zeros((0, n), np.int32)),
             empty_segment(n_cust, 0),
@@ -141,7 +145,6 @@ class CacheAbilities:
             watermark,
             rows=n,
         )
-        cache.set_customer_array(ids)
         self._release_memory()
         return cache
 
@@ -227,7 +230,7 @@ class CacheAbilities:
         fills = [Fill(seg.off, 1, _row_dtype(cache.watermark)) for seg in segments]
         dictionaries: list[pa.Array] = []
         entries = 0  # values in the batch dictionaries so far: a row's value is entry + 1
-        customers = _codes_table("customer_id", cache.customer_array())
+        customers = _codes_table("customer_id", cache.customers)
         with self._registered("_cache_customers", customers):
             reader = con.sql(
                 f"SELECT c.c, epoch_us(e.ts) AS t, e.rowid AS r, {expr} AS v FROM events e "  # noqa: S608
@@ -274,9 +277,7 @@ class CacheAbilities:
         ).to_arrow_table()
         codes, values = encode_values(table.column("v").combine_chunks())
         per_customer = np.zeros(len(cache.customers), np.int32)
-        index = cache.customer_index
-        for cid, code in zip(table.column("customer_id").to_pylist(), codes, strict=True):
-            i = index.get(cid)
-            if i is not None:
-                per_customer[i] = code
+        index = cache.customer_codes(table.column("customer_id"), add=False)
+        known = index >= 0
+        per_customer[index[known]] = codes[known]
         return values, per_customer

@@ -201,3 +201,22 @@ def test_cache_after_appends_equals_a_fresh_build(tmp_path_factory, first, appen
         assert kept == by_customer(fresh.event_cache(["p", "session_id"]))
     finally:
         fresh.close()
+
+
+def test_building_the_cache_leaves_duckdbs_memory_limit_as_it_was(tmp_path):
+    """The build flushes DuckDB's memory by touching memory_limit: the setting must come back
+    exactly (the default, or a limit someone set, which is then left alone)."""
+    store = loudou.connect(tmp_path / "x.duckdb")
+    store.insert_events(table_of({"k1": [("a", 1, "x", None), ("b", 2, None, "s1")]}, "e"))
+
+    def limit() -> str:
+        return str(store.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    default = limit()
+    store.event_cache(["p"])
+    assert limit() == default
+    store.con.execute("SET memory_limit = '3GB'")
+    custom = limit()
+    store._cache = None
+    store.event_cache(["p"])
+    assert limit() == custom != default

@@ -27,7 +27,7 @@ BUILD_BATCH_ROWS = 1 << 20
 # Below this many events the cache is built for the first funnel: it takes well under a second.
 EAGER_CACHE_ROWS = 2_000_000
 # DuckDB memory left to other queries while cached table blocks are evicted after a build.
-EVICT_HEADROOM = 64 << 20
+EVICT_HEADROOM = 16 << 20
 
 
 @functools.cache

@@ -143,6 +143,9 @@ _ROW_GROUP = 122_880  # DuckDB's rows per row group
 
 
 _KEY_BATCH = 1 << 20  # keys read from event_keys at a time
+# Up to this many customers in a write, the store remembers the first/last seen it made sure of
+# (a collection server's writes often change nothing there); an import's large writes do not.
+_SEEN_CUSTOMERS = 10_000
 
 
 def _row_group_chunks(table: pa.Table) -> pa.Table:
@@ -345,25 +348,29 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         return inserted
 
     def _saw_customers(self, batch: pa.Table) -> None:
-        """First/last seen of the customers of newly stored events, from the batch itself, for
-        the customers whose stored range may not cover them yet: one MERGE, as every statement
-        that joins customers scans it whole (``INSERT .. ON CONFLICT`` too)."""
+        """First/last seen of the customers of newly stored events, from the batch itself, in
+        one MERGE (every statement that joins customers scans it whole, ``INSERT .. ON
+        CONFLICT`` too). Small batches (the server's) leave out the customers whose stored
+        range is known to cover them already; large ones (imports) skip that bookkeeping."""
         stored = self._keys
-        span = pc.min_max(batch.column("ts").cast(pa.int64())).as_py()
-        customers = pc.unique(batch.column("customer_id")).to_pylist()
-        if stored.cover(customers, span["min"], span["max"]):  # common in small batches
-            return
+        customers = pc.unique(batch.column("customer_id"))
+        small = len(customers) <= _SEEN_CUSTOMERS
+        if small:
+            span = pc.min_max(batch.column("ts").cast(pa.int64())).as_py()
+            if stored.cover(customers.to_pylist(), span["min"], span["max"]):
+                return
         seen = batch.group_by("customer_id", use_threads=False).aggregate(
             [("ts", "min"), ("ts", "max")]
         )
-        ids = seen.column("customer_id").to_pylist()
-        first = seen.column("ts_min").cast(pa.int64()).to_pylist()
-        last = seen.column("ts_max").cast(pa.int64()).to_pylist()
-        todo = stored.unseen(ids, first, last)
-        if not todo:
-            return
-        if len(todo) < len(ids):
-            seen = seen.take(todo)
+        if small:
+            ids = seen.column("customer_id").to_pylist()
+            first = seen.column("ts_min").cast(pa.int64()).to_pylist()
+            last = seen.column("ts_max").cast(pa.int64()).to_pylist()
+            todo = stored.unseen(ids, first, last)
+            if not todo:
+                return
+            if len(todo) < len(ids):
+                seen = seen.take(todo)
         with self._registered("_seen", seen.select(["customer_id", "ts_min", "ts_max"])):
             self.con.execute(
                 """
@@ -377,7 +384,8 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
                     VALUES (s.customer_id, s.ts_min, s.ts_max)
                 """
             )
-        stored.saw([ids[i] for i in todo], [first[i] for i in todo], [last[i] for i in todo])
+        if small:
+            stored.saw([ids[i] for i in todo], [first[i] for i in todo], [last[i] for i in todo])
 
     def _merge_traits(self, source: str) -> int:
         """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for

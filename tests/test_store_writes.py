@@ -198,3 +198,27 @@ def test_version_3_database_upgrades_keeping_events_keys_and_deduplication(tmp_p
     reopened = loudou.connect(path, read_only=True)
     assert reopened.counts()["events"] == 4
     reopened.close()
+
+
+def test_first_and_last_seen_of_a_write_with_many_customers():
+    """Writes with more customers than the store keeps ranges for (imports) go the other way."""
+    store = DuckDBStore(":memory:")
+    n = 12_000
+    t0 = datetime(2025, 1, 1)
+
+    def batch(prefix: str, minutes: int) -> pa.Table:
+        table = events_table({"c": [("view", 60 * minutes)] * n})
+        return table.set_column(
+            0, "event_id", pa.array([f"{prefix}{i}" for i in range(n)])
+        ).set_column(1, "customer_id", pa.array([f"c{i}" for i in range(n)]))
+
+    store.insert_events(batch("a", 5))
+    store.insert_events(batch("b", 1).slice(0, 10))  # a small write: earlier for 10 of them
+    store.insert_events(batch("c", 9))
+    rows = store.query(
+        "SELECT first_seen, last_seen, count(*) AS n FROM customers GROUP BY ALL ORDER BY 1"
+    ).to_pylist()
+    assert [(r["first_seen"], r["last_seen"], r["n"]) for r in rows] == [
+        (t0 + timedelta(minutes=1), t0 + timedelta(minutes=9), 10),
+        (t0 + timedelta(minutes=5), t0 + timedelta(minutes=9), n - 10),
+    ]

@@ -326,9 +326,11 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
     def _put_events(self, batch: pa.Table) -> int:
         """Insert the events of ``batch`` (EVENT_SCHEMA) inside the caller's transaction (under
-        ``_writing_events``, after ``_catch_up``), skipping ids already stored and repeats within the batch (the first
-        one wins), keeping their order; every customer seen exists in customers, with first/last
-        seen times. Returns the number of events inserted."""
+        ``_writing_events``, after ``_catch_up``), skipping ids already stored and repeats within
+        the batch (the first one wins), keeping their order; every customer seen exists in
+        customers, with first/last seen times. Returns the number of events inserted. The key
+        set says which rows are new, so only those are inserted, into ``events`` and (their
+        keys) ``event_keys``, both plain appends."""
         try:
             hi, lo = event_keys(batch.column("event_id"))
         except ValueError as e:

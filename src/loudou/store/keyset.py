@@ -6,7 +6,12 @@ per stored event, appended in order, never updated): it knows how many rows it h
 catches up on the rows after those before each write, so writes by other processes or other
 connections are seen. Keys claimed by a write enter it for good only when the write commits; a
 rolled-back write takes them out again. One ``StoredKeys`` serves every store of a database in a
-process, and its lock makes their event writes take turns (see ``shared_keys``).
+process, and its lock makes their event writes take turns (see ``shared_keys``). It also remembers,
+for the customers of recent small writes, a time range their stored first/last seen covers, so a
+write whose events all fall inside it need not touch ``customers``.
+
+Memory: 16 bytes per slot, at most 0.75 keys per slot (doubling when full): 256 MB at 10M keys,
+2 GB at 100M. Loading them on the first write takes ~0.25-0.3 µs per key (random accesses).
 """
 
 from __future__ import annotations

@@ -118,6 +118,9 @@ def test_customer_codes_find_sorted_ids_then_added_ones(known, asked):
     arr = pa.array(ids, pa.string())
     got = find_sorted(*string_buffers(arr), len(ids), *string_buffers(pa.array(asked, pa.string())))
     assert got.tolist() == [ids.index(a) if a in known else -1 for a in asked]
+    ascending = sorted(asked, key=lambda t: t.encode())  # the galloping case
+    found = find_sorted(*string_buffers(arr), len(ids), *string_buffers(pa.array(ascending)))
+    assert found.tolist() == [ids.index(a) if a in known else -1 for a in ascending]
 
     seg = empty_segment(len(ids), 0)
     cache = EventCache(arr, [], seg, seg, 0, 0)
@@ -128,6 +131,19 @@ def test_customer_codes_find_sorted_ids_then_added_ones(known, asked):
     assert len(everyone) == len(known | set(asked))
     again = cache.customer_codes(pa.array(asked[::-1], pa.string()), add=False)
     assert again.tolist() == codes[::-1].tolist()
+
+
+def test_find_sorted_among_many_ids():
+    """Thousands of ids, queries ascending (long gallops) and not."""
+    rng = np.random.default_rng(3)
+    ids = sorted({f"c{i}" for i in rng.integers(0, 10**6, 5000)})
+    asked = [f"c{i}" for i in rng.integers(0, 10**6, 800)]
+    where = {cid: i for i, cid in enumerate(ids)}
+    for queries in (asked, sorted(asked)):
+        got = find_sorted(
+            *string_buffers(pa.array(ids)), len(ids), *string_buffers(pa.array(queries))
+        )
+        assert got.tolist() == [where.get(q, -1) for q in queries]
 
 
 # -- the cache of a store, kept up to date vs built afresh -------------------------------------

@@ -204,7 +204,9 @@ def layout(
 @njit(cache=True, nogil=True)
 def merge(a_off, a_ts, a_code, a_props, b_off, b_ts, b_code, b_props):
     """Merge two segments sorted by (customer, time, row id) into one, customer by customer.
-    Every row of b has a larger row id than every row of a, so a's rows go first on equal times."""
+    Every row of b has a larger row id than every row of a, so a's rows go first on equal times.
+    Customers without rows in b (most, when b is an append or the delta) are copied as one block
+    per run of them."""
     n_cust = a_off.shape[0] - 1
     off = a_off + b_off
     total = off[n_cust]
@@ -212,11 +214,20 @@ def merge(a_off, a_ts, a_code, a_props, b_off, b_ts, b_code, b_props):
     ts = np.empty(total, np.int64)
     code = np.empty(total, a_code.dtype)
     props = np.empty((n_props, total), np.int32)
-    for c in range(n_cust):
+    run = 0  # first customer of the run without rows in b not yet copied
+    for c in range(n_cust + 1):
+        if c < n_cust and b_off[c] == b_off[c + 1]:
+            continue
+        lo, hi, o = a_off[run], a_off[c], off[run]
+        ts[o : o + hi - lo] = a_ts[lo:hi]
+        code[o : o + hi - lo] = a_code[lo:hi]
+        for p in range(n_props):
+            props[p, o : o + hi - lo] = a_props[p, lo:hi]
+        if c == n_cust:
+            break
         i, i_end = a_off[c], a_off[c + 1]
         j, j_end = b_off[c], b_off[c + 1]
-        o = off[c]
-        while i < i_end or j < j_end:
+        for o in range(off[c], off[c + 1]):
             if j >= j_end or (i < i_end and a_ts[i] <= b_ts[j]):
                 ts[o], code[o] = a_ts[i], a_code[i]
                 for p in range(n_props):
@@ -227,7 +238,7 @@ def merge(a_off, a_ts, a_code, a_props, b_off, b_ts, b_code, b_props):
                 for p in range(n_props):
                     props[p, o] = b_props[p, j]
                 j += 1
-            o += 1
+        run = c + 1
     return off, ts, code, props
 
 
@@ -274,18 +285,29 @@ def strictly_sorted(off, data):
 
 @njit(cache=True, nogil=True)
 def find_sorted(off, data, n, q_off, q_data):
-    """Index of each query string among the first n strings (sorted bytewise), else -1."""
+    """Index of each query string among the first n strings (sorted bytewise), else -1.
+
+    Queries in ascending order (which callers arrange) are found by galloping forward from
+    where the previous one ended: the probes stay near each other, in cache, where a binary
+    search over millions of ids misses the cache at nearly every step. A query smaller than
+    the one before starts again from 0, so any order is answered correctly."""
     out = np.full(q_off.shape[0] - 1, -1, np.int64)
+    floor = 0
     for j in range(out.shape[0]):
-        lo, hi = 0, n
+        if j > 0 and _compare(q_off, q_data, j, q_off, q_data, j - 1) < 0:
+            floor = 0
+        lo, step = floor, 1
+        while floor + step - 1 < n and _compare(off, data, floor + step - 1, q_off, q_data, j) < 0:
+            lo = floor + step
+            step *= 2
+        hi = min(floor + step - 1, n)  # the answer lies in [lo, hi]
         while lo < hi:
             mid = (lo + hi) // 2
-            c = _compare(off, data, mid, q_off, q_data, j)
-            if c == 0:
-                out[j] = mid
-                break
-            if c < 0:
+            if _compare(off, data, mid, q_off, q_data, j) < 0:
                 lo = mid + 1
             else:
                 hi = mid
+        if lo < n and _compare(off, data, lo, q_off, q_data, j) == 0:
+            out[j] = lo
+        floor = lo
     return out

@@ -96,16 +96,20 @@ class EventCache:
         return self._event_index.get(name)
 
     def customer_codes(self, ids: pa.Array | pa.ChunkedArray, add: bool = True) -> np.ndarray:
-        """Codes for customer ids: a binary search among the build's ids (kept sorted, as Arrow:
-        a few bytes per customer where a Python dict costs ~100), then the few added since.
+        """Codes for customer ids: a search among the build's ids (kept sorted, as Arrow: a few
+        bytes per customer where a Python dict costs ~100), then the few added since.
         Unseen ids are added at the end, or get -1 when ``add`` is false. Each distinct id is
         looked up once."""
         enc = pc.dictionary_encode(ids)
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks()
         distinct = enc.dictionary.cast(pa.string())
-        codes = find_sorted(
-            *string_buffers(self.customers), self._sorted_customers, *string_buffers(distinct)
+        order = pc.sort_indices(distinct)  # looked up in ascending order: see find_sorted
+        codes = np.empty(len(distinct), np.int64)
+        codes[order.to_numpy()] = find_sorted(
+            *string_buffers(self.customers),
+            self._sorted_customers,
+            *string_buffers(distinct.take(order)),
         )
         missing = np.flatnonzero(codes < 0)
         if missing.size:

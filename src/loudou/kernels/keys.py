@@ -109,6 +109,21 @@ def _home(h, lw, seed, mask):
     return np.int64(x & mask)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _probe(slots, h, lw, seed, mask):
+    """Linear probing from the key's home: (its slot, True) when it is there, else (the empty
+    slot where it would go, False)."""
+    j = _home(h, lw, seed, mask)
+    while True:
+        sh = slots[j, 0]
+        sl = slots[j, 1]
+        if sh == h and sl == lw:
+            return j, True
+        if sh == 0 and sl == 0:
+            return j, False
+        j = (j + 1) & np.int64(mask)
+
+
 @njit(cache=True, nogil=True)
 def add_keys(slots, seed, flags, his, los, new, start, limit):
     """Add keys from row ``start`` on; ``new[i]`` is True when key i was in neither the set nor
@@ -126,20 +141,12 @@ def add_keys(slots, seed, flags, his, los, new, start, limit):
             new[i] = flags[0] == 0
             flags[0] = 1
             continue
-        j = _home(h, lw, seed, mask)
-        while True:
-            sh = slots[j, 0]
-            sl = slots[j, 1]
-            if sh == h and sl == lw:
-                new[i] = False
-                break
-            if sh == 0 and sl == 0:
-                slots[j, 0] = h
-                slots[j, 1] = lw
-                new[i] = True
-                added += 1
-                break
-            j = (j + 1) & np.int64(mask)
+        j, found = _probe(slots, h, lw, seed, mask)
+        new[i] = not found
+        if not found:
+            slots[j, 0] = h
+            slots[j, 1] = lw
+            added += 1
     flags[1] += added
     return his.shape[0]
 
@@ -154,17 +161,7 @@ def has_keys(slots, seed, flags, his, los, out):
         if h == 0 and lw == 0:
             out[i] = flags[0] != 0
             continue
-        j = _home(h, lw, seed, mask)
-        while True:
-            sh = slots[j, 0]
-            sl = slots[j, 1]
-            if sh == h and sl == lw:
-                out[i] = True
-                break
-            if sh == 0 and sl == 0:
-                out[i] = False
-                break
-            j = (j + 1) & np.int64(mask)
+        out[i] = _probe(slots, h, lw, seed, mask)[1]
 
 
 @njit(cache=True, nogil=True)
@@ -179,17 +176,8 @@ def remove_keys(slots, seed, flags, his, los):
         if h == 0 and lw == 0:
             flags[0] = 0
             continue
-        j = _home(h, lw, seed, mask)
-        while True:
-            sh = slots[j, 0]
-            sl = slots[j, 1]
-            if sh == 0 and sl == 0:
-                j = -1
-                break
-            if sh == h and sl == lw:
-                break
-            j = (j + 1) & m
-        if j < 0:
+        j, found = _probe(slots, h, lw, seed, mask)
+        if not found:
             continue
         flags[1] -= 1
         hole = j

@@ -123,6 +123,7 @@ def test_a_spec_files_segment_breakdown_means_segments(env, tmp_path):
     try:
         data = {"name": "shop", "window": "7d", "steps": STEPS, "breakdown": "segment:mob,handheld"}
         assert any_funnel(store, spec_from_data(data, store, "spec")).to_dict() == by_option
+        assert run_funnel(store, spec_from_data(data, store, "spec")).to_dict() == by_option
     finally:
         store.close()
 

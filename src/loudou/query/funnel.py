@@ -210,7 +210,13 @@ def _with_breakdown(
 
 
 def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelResult:
-    """Compute a funnel on a store (``engine``: see :func:`funnel_units`)."""
+    """Compute a funnel on a store (``engine``: see :func:`funnel_units`). A breakdown naming
+    saved segments ('segments', 'segment:a,b', 'rfm') splits by those segments instead of a
+    property (see :func:`loudou.query.rows.any_funnel`)."""
+    from loudou.query.rows import any_funnel, is_segment_by
+
+    if spec.breakdown and is_segment_by(spec.breakdown):
+        return any_funnel(store, spec)
     units = funnel_units(store, spec, engine)
     if spec.breakdown:
         steps, breakdown = _with_breakdown(units, spec)

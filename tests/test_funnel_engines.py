@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,3 +145,19 @@ def test_auto_engine_builds_the_cache_from_the_second_funnel_on_large_tables(mon
     monkeypatch.setattr(dc, "EAGER_CACHE_ROWS", 3)
     loudou.run_funnel(small, spec)
     assert small._cache is not None  # small tables: the cache from the first funnel on
+
+
+def test_cache_engine_on_a_store_without_a_cache_is_an_error():
+    """engine='cache' must not quietly fall back to SQL on a store that has no cache."""
+    from journeys import make_store, spec_of
+
+    inner = make_store({"a": [("view", 0), ("buy", 60)], "b": [("view", 0)]})
+
+    class NoCache:  # only what a plain Store needs for a funnel
+        def funnel_events(self, spec: Any) -> Any:
+            return inner.funnel_events(spec)
+
+    spec = spec_of(["view", "buy"])
+    with pytest.raises(ValueError, match="has no event cache"):
+        loudou.run_funnel(NoCache(), spec, engine="cache")  # type: ignore[arg-type]
+    assert [s.count for s in loudou.run_funnel(NoCache(), spec, engine="sql").steps] == [2, 1]  # type: ignore[arg-type]

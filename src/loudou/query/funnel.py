@@ -240,6 +240,8 @@ def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
     identical results; the tests check it."""
     if engine not in ("auto", "cache", "sql"):
         raise ValueError(f"unknown engine {engine!r}")
+    if engine == "cache" and not isinstance(store, CachedStore):
+        raise ValueError(f"engine='cache': a {type(store).__name__} has no event cache")
     if isinstance(store, CachedStore) and (
         engine == "cache" or (engine == "auto" and store.use_event_cache())
     ):

@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
-from loudou.kernels.cache_sort import RUN, Fill, find_sorted, layout, merge, string_buffers
+from loudou.kernels.cache_sort import (
+    RUN,
+    Fill,
+    HashCodes,
+    find_sorted,
+    layout,
+    merge,
+    string_buffers,
+)
 from loudou.store.cache import EventCache, empty_segment
 
 from journeys import events_table
@@ -82,15 +90,20 @@ def test_fill_batch_by_batch_matches_one_layout(data, cuts):
 
 
 def test_fill_refuses_more_or_fewer_rows_than_counted():
-    off = np.array([0, 1, 3], np.int64)  # customer 0: one row, customer 1: two
-    vals = np.zeros((1, 2), np.int32)
-    fill = Fill(off, 1)
+    off = np.array([0, 1, 3], np.int64)  # customer 0: one row, customer 1: two (one group)
+
+    def fill_with(custs: list[int]) -> Fill:
+        fill = Fill(off, 1)
+        n = len(custs)
+        fill.add(np.array(custs, np.int32), np.arange(n), np.arange(n), np.zeros((1, n), np.int32))
+        return fill
+
     with pytest.raises(RuntimeError, match="more events"):
-        fill.add(np.array([0, 0], np.int32), np.array([1, 2]), np.array([5, 6]), vals)
-    fill = Fill(off, 1)
-    fill.add(np.array([1, 0], np.int32), np.array([1, 2]), np.array([5, 6]), vals)
+        fill_with([0, 0, 1]).finish()  # the group's count is right, a customer's is not
+    with pytest.raises(RuntimeError, match="more events"):
+        fill_with([0, 1, 1, 1])  # the group overflows
     with pytest.raises(RuntimeError, match="fewer events"):
-        fill.finish()
+        fill_with([1, 0]).finish()
 
 
 @settings(max_examples=100, deadline=None)
@@ -146,6 +159,23 @@ def test_find_sorted_among_many_ids():
         assert got.tolist() == [where.get(q, -1) for q in queries]
 
 
+@settings(max_examples=100, deadline=None)
+@given(keys=st.sets(st.integers(0, 2**64 - 1), max_size=300), seed=st.integers(0, 2**32 - 1))
+def test_hash_codes_find_each_key_and_refuse_others(keys, seed):
+    hashes = np.array(sorted(keys), np.uint64)
+    rng = np.random.default_rng(seed)
+    table = HashCodes.build(rng.permutation(hashes))
+    assert table is not None
+    probe = rng.choice(table.hashes, 50) if keys else np.zeros(0, np.uint64)
+    assert (table.hashes[table.codes(probe)] == probe).all()
+    if len(keys) < 2**64 - 1:
+        absent = next(k for k in range(2**64) if k not in keys)
+        with pytest.raises(RuntimeError, match="missing"):
+            table.codes(np.array([absent], np.uint64))
+    if keys:
+        assert HashCodes.build(np.append(hashes, hashes[0])) is None  # a collision
+
+
 # -- the cache of a store, kept up to date vs built afresh -------------------------------------
 
 
@@ -197,22 +227,30 @@ def table_of(journeys: dict[str, list[tuple[Any, ...]]], tag: str) -> pa.Table:
     first=journeys_st,
     appends=st.lists(journeys_st, min_size=1, max_size=3),
     compact=st.sampled_from([0.0, 0.5, float("inf")]),
+    collide=st.booleans(),
 )
-def test_cache_after_appends_equals_a_fresh_build(tmp_path_factory, first, appends, compact):
-    path = tmp_path_factory.mktemp("cache") / "x.duckdb"
-    store = loudou.connect(path)
-    store.insert_events(table_of(first, "first"))
-    cache = store.event_cache(["p"])  # a property cached before the appends
-    cache.compact_fraction = compact
-    for i, more in enumerate(appends):
-        store.insert_events(table_of(more, f"more{i}"))
-        store.event_cache()
-    cache = store.event_cache(["session_id"])  # and one after them
-    assert cache.size == store.counts()["events"]
-    kept = by_customer(cache)
-    store.close()
+def test_cache_after_appends_equals_a_fresh_build(
+    tmp_path_factory, first, appends, compact, collide
+):
+    """Also with every dictionary taken to have colliding hashes (64-bit: never seen in
+    practice), which makes the cache join on the values; the fresh build uses the hashes."""
+    with pytest.MonkeyPatch.context() as mp:
+        if collide:
+            mp.setattr(HashCodes, "build", classmethod(lambda cls, hashes: None))
+        path = tmp_path_factory.mktemp("cache") / "x.duckdb"
+        store = loudou.connect(path)
+        store.insert_events(table_of(first, "first"))
+        cache = store.event_cache(["p"])  # a property cached before the appends
+        cache.compact_fraction = compact
+        for i, more in enumerate(appends):
+            store.insert_events(table_of(more, f"more{i}"))
+            store.event_cache()
+        cache = store.event_cache(["session_id"])  # and one after them
+        assert cache.size == store.counts()["events"]
+        kept = by_customer(cache)
+        store.close()
 
-    fresh = loudou.connect(path, read_only=True)
+    fresh = loudou.connect(path, read_only=True)  # built from hashes
     try:
         assert kept == by_customer(fresh.event_cache(["p", "session_id"]))
     finally:

@@ -1,11 +1,14 @@
 """Laying events out for the funnel cache: grouped by customer, then by (time, row id) within each
 customer. No I/O.
 
-The customer offsets are a histogram of the customer codes, so grouping is a counting sort: each
-row goes to its customer's next free slot (``place``), batch by batch as rows arrive in any order.
-Each customer's few events are then sorted by (time, row id) on their own (``sort_within``), in
-parallel over customer ranges. That is O(n) plus small sorts, where one global sort of every event
-by (customer, time, row id) costs O(n log n) and, in DuckDB, gigabytes of sort buffers.
+Rows arrive in any order, batch by batch; each customer's row count is known beforehand (the
+offsets). Customers are taken in groups of consecutive codes (``group_shift``): ``Fill.add``
+appends each row to its group's range of the output (a few thousand write streams, which stay
+in cache, where writing each row straight to its customer's slot misses the cache once per row
+and column), keeping the customer's place in its group. ``Fill.finish`` then lays out one group
+at a time in cache (a counting sort by customer) and sorts each customer's few events by (time,
+row id): groups on threads. O(n) plus small sorts, where one global sort of every event by
+(customer, time, row id) costs O(n log n) and, in DuckDB, gigabytes of sort buffers.
 
 Row ids are only needed while sorting: ``merge`` relies on every row of its second segment having
 a larger row id than every row of its first, so the merged result keeps (time, row id) order
@@ -14,65 +17,81 @@ without them.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from loudou.kernels.cached import _in_threads
-
 RUN = 16  # a customer's events are sorted by insertion in runs of this many, then merged
 
 
-@njit(cache=True, nogil=True)
-def place(next_slot, end, cust, rows, ts, vals, out_rows, out_ts, out_vals, shift):
-    """Put each row at its customer's next free slot (``next_slot[c]``, advanced): a stable
-    counting sort by customer, fed one batch at a time. ``vals`` is [columns, rows]. Returns
-    False, writing nothing more, if a customer gets more rows than its range (up to ``end[c]``)
-    holds.
+def group_shift(n_cust: int) -> int:
+    """Customers go in groups of 2**shift consecutive codes: about sqrt(customers) groups of
+    about sqrt(customers) customers (at most 2**16, a group member fits in 16 bits)."""
+    return min(16, (max(n_cust - 1, 1).bit_length() + 1) // 2)
 
-    Writing each row straight to its slot touches a new cache line per row and column (every
-    customer's range is open at once); so the batch is first grouped by ``customer >> shift``
-    (a few hundred write streams), then placed group by group (a few hundred customers' ranges
-    open at a time): two passes that stay in cache, several times faster than one that does not.
-    """
-    n = cust.shape[0]
-    k = vals.shape[0]
-    n_groups = ((next_slot.shape[0] - 1) >> shift) + 1
-    at = np.zeros(n_groups + 1, np.int64)
-    for i in range(n):
-        at[(cust[i] >> shift) + 1] += 1
-    for g in range(n_groups):
-        at[g + 1] += at[g]
-    g_cust = np.empty(n, cust.dtype)
-    g_rows = np.empty(n, rows.dtype)
-    g_ts = np.empty(n, np.int64)
-    g_vals = np.empty((k, n), vals.dtype)
-    for i in range(n):
-        g = cust[i] >> shift
-        q = at[g]
-        at[g] = q + 1
-        g_cust[q] = cust[i]
-        g_rows[q] = rows[i]
-        g_ts[q] = ts[i]
-        for j in range(k):
-            g_vals[j, q] = vals[j, i]
-    for q in range(n):
-        c = g_cust[q]
-        p = next_slot[c]
-        if p >= end[c]:
+
+@njit(cache=True, nogil=True)
+def _stage(group_next, group_end, shift, cust, rows, ts, vals, member, out_rows, out_ts, out_vals):
+    """Append each row to its group's range (``group_next[g]``, advanced), noting its customer's
+    place in the group. Returns False, writing nothing more, if a group gets more rows than its
+    customers' counts add up to."""
+    low = (1 << shift) - 1
+    for i in range(cust.shape[0]):
+        c = cust[i]
+        g = c >> shift
+        p = group_next[g]
+        if p >= group_end[g]:
             return False
-        next_slot[c] = p + 1
-        out_rows[p] = g_rows[q]
-        out_ts[p] = g_ts[q]
-        for j in range(k):
-            out_vals[j, p] = g_vals[j, q]
+        group_next[g] = p + 1
+        member[p] = c & low
+        out_rows[p] = rows[i]
+        out_ts[p] = ts[i]
+        for j in range(vals.shape[0]):
+            out_vals[j, p] = vals[j, i]
     return True
 
 
-def group_shift(n_cust: int) -> int:
-    """``place`` groups customers by code >> shift: about sqrt(customers) groups of about
-    sqrt(customers) customers, so both of its passes have few write streams."""
-    return (max(n_cust - 1, 1).bit_length() + 1) // 2
+@njit(cache=True, nogil=True)
+def _finish_groups(off, shift, g_lo, g_hi, member, rows, ts, vals):
+    """Lay out groups g_lo..g_hi: a counting sort of each group's range by customer (through a
+    scratch copy of the range), then each customer sorted by (time, row id). Returns False if a
+    customer's rows do not match its count."""
+    n_cust = off.shape[0] - 1
+    k = vals.shape[0]
+    longest = 0
+    for g in range(g_lo, g_hi):
+        c0 = g << shift
+        longest = max(longest, off[min(c0 + (1 << shift), n_cust)] - off[c0])
+    s_rows = np.empty(longest, rows.dtype)
+    s_ts = np.empty(longest, np.int64)
+    s_vals = np.empty((k, longest), vals.dtype)
+    at = np.empty(1 << shift, np.int64)
+    for g in range(g_lo, g_hi):
+        c0 = g << shift
+        c1 = min(c0 + (1 << shift), n_cust)
+        lo = off[c0]
+        for c in range(c0, c1):
+            at[c - c0] = off[c] - lo
+        for q in range(lo, off[c1]):
+            m = member[q]
+            p = at[m]
+            if c0 + m >= c1 or p >= off[c0 + m + 1] - lo:
+                return False
+            at[m] = p + 1
+            s_rows[p] = rows[q]
+            s_ts[p] = ts[q]
+            for j in range(k):
+                s_vals[j, p] = vals[j, q]
+        for q in range(off[c1] - lo):
+            rows[lo + q] = s_rows[q]
+            ts[lo + q] = s_ts[q]
+            for j in range(k):
+                vals[j, lo + q] = s_vals[j, q]
+        _sort_range(off, c0, c1, rows, ts, vals)
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -148,44 +167,56 @@ def _sort_range(off, c_lo, c_hi, rows, ts, vals):
                 vals[j, lo + q] = v[q]
 
 
-def sort_within(off: np.ndarray, rows: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
-    """Sort each customer's slots by (time, row id) in place, customer ranges on threads."""
-
-    def part(lo: int, hi: int) -> None:
-        _sort_range(off, lo, hi, rows, ts, vals)
-
-    _in_threads(off.shape[0] - 1, part)
-
-
 class Fill:
     """One segment's arrays, filled batch by batch from rows in any order (``add``), then sorted
     by (customer, time, row id) (``finish``). ``off`` holds each customer's row count as offsets
-    (known beforehand); row ids are kept only until the sort is done."""
+    (known beforehand); row ids and group places are kept only until then."""
 
     def __init__(self, off: np.ndarray, n_vals: int, row_dtype: type = np.int64) -> None:
         n = int(off[-1])
+        n_cust = off.shape[0] - 1
         self.off = off
-        self.next_slot = off[:-1].copy()
-        self.shift = group_shift(off.shape[0] - 1)
+        self.shift = group_shift(n_cust)
+        firsts = np.minimum(np.arange(0, n_cust + (1 << self.shift), 1 << self.shift), n_cust)
+        self.group_next = off[firsts[:-1]].copy()
+        self.group_end = off[firsts[1:]]
+        self.member: np.ndarray | None = np.empty(n, np.uint16)
         self.rows: np.ndarray | None = np.empty(n, row_dtype)
         self.ts = np.empty(n, np.int64)
         self.vals = np.empty((n_vals, n), np.int32)
 
     def add(self, cust: np.ndarray, rows: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
-        assert self.rows is not None
-        if not place(
-            self.next_slot, self.off[1:], cust, rows, ts, vals, self.rows, self.ts, self.vals,
-            self.shift,
+        assert self.rows is not None and self.member is not None
+        if not _stage(
+            self.group_next, self.group_end, self.shift, cust, rows, ts, vals,
+            self.member, self.rows, self.ts, self.vals,
         ):  # fmt: skip
             raise RuntimeError("event cache: a customer has more events than counted")
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """(times, values [columns, rows]) sorted by (customer, time, row id)."""
-        assert self.rows is not None
-        if not np.array_equal(self.next_slot, self.off[1:]):
+        assert self.rows is not None and self.member is not None
+        if not np.array_equal(self.group_next, self.group_end):
             raise RuntimeError("event cache: fewer events read than counted")
-        sort_within(self.off, self.rows, self.ts, self.vals)
-        self.rows = None
+        n_groups = self.group_next.shape[0]
+        rows, member = self.rows, self.member
+
+        def part(lo: int, hi: int) -> bool:
+            return bool(
+                _finish_groups(self.off, self.shift, lo, hi, member, rows, self.ts, self.vals)
+            )
+
+        # threads when there is enough to share (an append's few rows: not worth starting them)
+        workers = min(os.cpu_count() or 1, 8) if self.ts.shape[0] >= 1 << 18 else 1
+        bounds = np.linspace(0, n_groups, min(workers, max(n_groups, 1)) + 1).astype(np.int64)
+        if bounds.shape[0] > 2:
+            with ThreadPoolExecutor(bounds.shape[0] - 1) as pool:
+                ok = all(pool.map(part, bounds[:-1].tolist(), bounds[1:].tolist()))
+        else:
+            ok = part(0, n_groups)
+        if not ok:
+            raise RuntimeError("event cache: a customer has more events than counted")
+        self.rows = self.member = None
         return self.ts, self.vals
 
 
@@ -311,3 +342,70 @@ def find_sorted(off, data, n, q_off, q_data):
             out[j] = lo
         floor = lo
     return out
+
+
+# -- codes from DuckDB's hash of a value: a lookup table instead of a join on strings -----------
+
+
+class HashCodes:
+    """Code (position) of each of a few distinct keys, found from a 64-bit hash of the key.
+
+    DuckDB joins rows with a dictionary on strings at ~200 ns a row, on one thread; handing over
+    ``hash(value)`` instead and looking it up here costs a fraction of that. Exact when every
+    looked-up value is one of the keys and their hashes are distinct: ``build`` returns None
+    when two collide (callers then join on the values), and a hash not found is an error."""
+
+    def __init__(self, hashes: np.ndarray, slots: np.ndarray) -> None:
+        self.hashes = hashes
+        self.slots = slots
+
+    @classmethod
+    def build(cls, hashes: np.ndarray) -> HashCodes | None:
+        hashes = np.ascontiguousarray(hashes, np.uint64)
+        slots = _hash_slots(hashes)
+        return None if slots.shape[0] == 0 else cls(hashes, slots)
+
+    def codes(self, probe: np.ndarray) -> np.ndarray:
+        out = np.empty(probe.shape[0], np.int32)
+        if _look_up(self.hashes, self.slots, np.ascontiguousarray(probe, np.uint64), out):
+            raise RuntimeError("event cache: a value missing from its dictionary")
+        return out
+
+
+@njit(cache=True, nogil=True)
+def _hash_slots(hashes):
+    """Open addressing, linear probing, at most half full: slot -> index of its hash (-1 empty).
+    Empty (size 0) if two hashes are equal."""
+    cap = 2
+    while cap < 2 * hashes.shape[0]:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    slots = np.full(cap, -1, np.int32)
+    for i in range(hashes.shape[0]):
+        s = hashes[i] & mask
+        while slots[s] >= 0:
+            if hashes[slots[s]] == hashes[i]:
+                return slots[:0]
+            s = (s + np.uint64(1)) & mask
+        slots[s] = i
+    return slots
+
+
+@njit(cache=True, nogil=True)
+def _look_up(hashes, slots, probe, out):
+    """out[i] = index of probe[i] among the hashes; returns how many were not found."""
+    mask = np.uint64(slots.shape[0] - 1)
+    missing = 0
+    for i in range(probe.shape[0]):
+        s = probe[i] & mask
+        while True:
+            j = slots[s]
+            if j < 0:
+                out[i] = -1
+                missing += 1
+                break
+            if hashes[j] == probe[i]:
+                out[i] = j
+                break
+            s = (s + np.uint64(1)) & mask
+    return missing

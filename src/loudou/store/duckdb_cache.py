@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.kernels.cache_sort import Fill, strictly_sorted, string_buffers
+from loudou.kernels.cache_sort import Fill, HashCodes, strictly_sorted, string_buffers
 from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
 
@@ -120,19 +120,13 @@ class CacheAbilities:
             off = np.zeros(n_cust + 1, np.int64)
             np.cumsum(counts, out=off[1:])
             fill = Fill(off, 1, _row_dtype(watermark))
-            with (
-                self._registered("_cache_customers", _codes_table("customer_id", ids)),
-                self._registered("_cache_events", _codes_table("event", names.column(0))),
+            for cust, code, batch in self._code_batches(
+                ids, names.column(0), "epoch_us(e.ts), e.rowid"
             ):
-                reader = con.sql(
-                    "SELECT c.c, epoch_us(e.ts) AS t, v.c, e.rowid AS r FROM events e "
-                    "JOIN _cache_customers c ON c.customer_id = e.customer_id "
-                    "JOIN _cache_events v ON v.event = e.event"
-                ).to_arrow_reader(BUILD_BATCH_ROWS)
-                for batch in reader:
-                    cols = [col.to_numpy() for col in batch.columns]
-                    fill.add(cols[0], cols[3], cols[1], cols[2][None, :])
-                del reader
+                assert code is not None
+                fill.add(
+                    cust, batch.column(1).to_numpy(), batch.column(0).to_numpy(), code[None, :]
+                )
         ts, code = fill.finish()
         del fill
         n = int(off[-1])
@@ -147,6 +141,48 @@ class CacheAbilities:
         )
         self._release_memory()
         return cache
+
+    def _code_batches(
+        self,
+        ids: pa.Array,
+        names: pa.Array | None,
+        select: str,
+        where: str = "",
+        params: list[object] | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None, pa.RecordBatch]]:
+        """Events batch by batch as (customer codes, event-name codes, the ``select`` columns):
+        positions in ``ids`` and ``names`` (every row's value must be one of them). DuckDB hands
+        over its 64-bit hash of each value, looked up in numba (a join on the strings costs ~2x
+        the whole scan); if two hashes of a dictionary collide, it joins on the strings."""
+        keys = [("customer_id", ids)] + ([("event", names)] if names is not None else [])
+        maps = []
+        for _, values in keys:
+            with self._registered("_cache_keys", pa.table({"v": values})):
+                hashes = self.con.sql("SELECT hash(v) FROM _cache_keys").to_arrow_table()
+            maps.append(HashCodes.build(hashes.column(0).to_numpy()))
+        with ExitStack() as stack:
+            if all(m is not None for m in maps):
+                codes = ", ".join(f"hash(e.{col})" for col, _ in keys)
+                joins = ""
+            else:
+                for i, (col, values) in enumerate(keys):
+                    stack.enter_context(self._registered(f"_cache_k{i}", _codes_table(col, values)))
+                codes = ", ".join(f"k{i}.c" for i in range(len(keys)))
+                joins = "".join(
+                    f" JOIN _cache_k{i} k{i} ON k{i}.{col} = e.{col}"
+                    for i, (col, _) in enumerate(keys)
+                )
+            sql = f"SELECT {codes}, {select} FROM events e{joins}{where}"  # noqa: S608
+            reader = self.con.sql(sql, params=params).to_arrow_reader(BUILD_BATCH_ROWS)
+            for batch in reader:
+                coded = [
+                    batch.column(i).to_numpy() if m is None else m.codes(batch.column(i).to_numpy())
+                    for i, m in enumerate(maps)
+                ]
+                rest = pa.RecordBatch.from_arrays(
+                    batch.columns[len(keys) :], batch.schema.names[len(keys) :]
+                )
+                yield coded[0], coded[1] if names is not None else None, rest
 
     def _release_memory(self) -> None:
         """Hand back to the OS the memory DuckDB holds after reading every event.
@@ -222,7 +258,6 @@ class CacheAbilities:
         """Dictionary-encode one event property for every cached row. The cache keeps no row
         ids, so the rows are read with what orders them (customer code, time, row id) and laid
         out again the same way: they land in the same order as the cached events."""
-        con = self.con
         b = SqlBuilder()
         expr = f"CAST({b.event_field(name)} AS VARCHAR)"
         wm = b.bind(cache.watermark)
@@ -230,27 +265,26 @@ class CacheAbilities:
         fills = [Fill(seg.off, 1, _row_dtype(cache.watermark)) for seg in segments]
         dictionaries: list[pa.Array] = []
         entries = 0  # values in the batch dictionaries so far: a row's value is entry + 1
-        customers = _codes_table("customer_id", cache.customers)
-        with self._registered("_cache_customers", customers):
-            reader = con.sql(
-                f"SELECT c.c, epoch_us(e.ts) AS t, e.rowid AS r, {expr} AS v FROM events e "  # noqa: S608
-                f"JOIN _cache_customers c ON c.customer_id = e.customer_id WHERE e.rowid < {wm}",
-                params=b.params,
-            ).to_arrow_reader(BUILD_BATCH_ROWS)
-            for batch in reader:
-                cust, t, r = (batch.column(i).to_numpy() for i in range(3))
-                enc = pc.dictionary_encode(batch.column(3))
-                dictionaries.append(enc.dictionary)
-                vals = enc.indices.fill_null(-1 - entries).to_numpy().astype(np.int32)
-                vals += entries + 1  # 0 = null
-                entries += len(enc.dictionary)
-                in_delta = r >= cache.delta_from
-                if not in_delta.any():
-                    fills[0].add(cust, r, t, vals[None, :])
-                    continue
-                for fill, sel in ((fills[0], ~in_delta), (fills[1], in_delta)):
-                    fill.add(cust[sel], r[sel], t[sel], vals[None, sel])
-            del reader
+        batches = self._code_batches(
+            cache.customers,
+            None,
+            f"epoch_us(e.ts), e.rowid, {expr}",
+            f" WHERE e.rowid < {wm}",
+            b.params,
+        )
+        for cust, _, batch in batches:
+            t, r = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+            enc = pc.dictionary_encode(batch.column(2))
+            dictionaries.append(enc.dictionary)
+            vals = enc.indices.fill_null(-1 - entries).to_numpy().astype(np.int32)
+            vals += entries + 1  # 0 = null
+            entries += len(enc.dictionary)
+            in_delta = r >= cache.delta_from
+            if not in_delta.any():
+                fills[0].add(cust, r, t, vals[None, :])
+                continue
+            for fill, sel in ((fills[0], ~in_delta), (fills[1], in_delta)):
+                fill.add(cust[sel], r[sel], t[sel], vals[None, sel])
         # one sorted dictionary for the entries of every batch
         entry_codes, values = encode_values(
             pa.concat_arrays([d.cast(pa.string()) for d in dictionaries])

@@ -314,34 +314,3 @@ def cached_funnel(
         keep = level >= 0
         customer = np.repeat(np.arange(n_cust), per_cust)[keep]
     return customer, level[keep], np.compress(keep, times, axis=1).T, bd[keep], unit[keep]
-
-
-@njit(cache=True, nogil=True)
-def merge_segments(b_off, b_ts, b_code, b_rowid, b_props, d_off, d_ts, d_code, d_rowid, d_props):
-    """Merge two segments sorted by (customer, time, row id) into one, customer by customer."""
-    n_cust = b_off.shape[0] - 1
-    off = b_off + d_off
-    total = off[n_cust]
-    ts = np.empty(total, np.int64)
-    code = np.empty(total, b_code.dtype)
-    rowid = np.empty(total, np.int64)
-    props = np.empty((b_props.shape[0], total), np.int32)
-    for c in range(n_cust):
-        i, i_end = b_off[c], b_off[c + 1]
-        j, j_end = d_off[c], d_off[c + 1]
-        o = off[c]
-        while i < i_end or j < j_end:
-            take_base = j >= j_end or (
-                i < i_end
-                and (b_ts[i] < d_ts[j] or (b_ts[i] == d_ts[j] and b_rowid[i] <= d_rowid[j]))
-            )
-            if take_base:
-                ts[o], code[o], rowid[o] = b_ts[i], b_code[i], b_rowid[i]
-                props[:, o] = b_props[:, i]
-                i += 1
-            else:
-                ts[o], code[o], rowid[o] = d_ts[j], d_code[j], d_rowid[j]
-                props[:, o] = d_props[:, j]
-                j += 1
-            o += 1
-    return off, ts, code, rowid, props

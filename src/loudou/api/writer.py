@@ -33,11 +33,15 @@ MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
 # A commit has a large fixed cost (statements, WAL sync), so while requests are still being read
 # or parsed the writer waits for them, up to this long, rather than commit without them.
 LINGER_S = 0.005
-IDLE_CHECKPOINT_S = 0.05  # idle this long after a commit: checkpoint the WAL if it holds
-IDLE_MIN_WAL_BYTES = 1 << 20  # at least this much (a checkpoint rewrites each table's last row
-IDLE_ANY_WAL_S = 1.0  # group, so tiny ones are wasteful), or any WAL once idle this long
-MAX_WAL_BYTES = 4 << 20  # checkpoint between commits even when busy past this much WAL:
-# small checkpoints stall the queue briefly (~10-25 ms for 4 MB; 32 MB took ~0.6 s)
+# Idle checkpoints: after IDLE_CHECKPOINT_S with no job and at least IDLE_MIN_WAL_BYTES of WAL (a
+# checkpoint rewrites each table's last row group, so tiny ones are wasteful), or after
+# IDLE_ANY_WAL_S with any WAL.
+IDLE_CHECKPOINT_S = 0.05
+IDLE_MIN_WAL_BYTES = 1 << 20
+IDLE_ANY_WAL_S = 1.0
+# Checkpoint between commits even when busy, past this much WAL: small checkpoints stall the queue
+# briefly (~10-25 ms for 4 MB; 32 MB took ~0.6 s).
+MAX_WAL_BYTES = 4 << 20
 # A commit runs a checkpoint only past this much WAL (a backstop for writes the writer does not
 # see, e.g. actions); the writer's own checkpoints come long before.
 WAL_BACKSTOP = "1GB"

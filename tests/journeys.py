@@ -77,3 +77,23 @@ def counts(store: Any, spec: FunnelSpec, engine: str = "auto") -> list[int]:
 def counts_from_levels(levels: list[int] | np.ndarray, n_steps: int) -> list[int]:
     arr = np.asarray(list(levels), dtype=np.int64)
     return [int(np.count_nonzero(arr >= k)) for k in range(1, n_steps + 1)]
+
+
+def database_at_version(path: Any, version: int, batch: pa.Table) -> None:
+    """A database as loudou left it at an older schema ``version`` (its first migrations only),
+    holding ``batch``: what an upgrade starts from. Version 3 kept event keys in ``event_keys``."""
+    import duckdb
+
+    from loudou.store.duckdb import MIGRATIONS
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    for migration in MIGRATIONS[:version]:
+        migration(con)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+    con.register("b", batch)
+    con.execute("INSERT INTO events SELECT * FROM b")
+    if version == 3:
+        con.execute("INSERT INTO event_keys SELECT md5_number(event_id) FROM b ORDER BY 1")
+    con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM b")
+    con.close()

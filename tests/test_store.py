@@ -13,7 +13,7 @@ from loudou.errors import StoreError
 from loudou.store.duckdb import SCHEMA_VERSION
 from loudou.store.duckdb_sql import funnel_events_sql
 
-from journeys import events_table, spec_of
+from journeys import database_at_version, events_table, spec_of
 
 
 def test_new_database_is_migrated_and_reopens(tmp_path):
@@ -186,27 +186,10 @@ def test_funnel_customers_lists_who_reached_what():
     assert rows[0]["step_2"].second == 0 and rows[0]["step_2"].minute == 1
 
 
-def _version_2_database(path, batch: pa.Table) -> None:
-    """A database as loudou left it at schema version 2 (events keyed by a VARCHAR primary key)."""
-    import duckdb
-
-    from loudou.store.duckdb import MIGRATIONS
-
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-    for migration in MIGRATIONS[:2]:
-        migration(con)
-    con.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-    con.register("b", batch)
-    con.execute("INSERT INTO events SELECT * FROM b")
-    con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM b")
-    con.close()
-
-
 def test_version_2_database_upgrades_keeping_events_in_order_and_deduplication(tmp_path):
     path = tmp_path / "old.duckdb"
     old = events_table({"a": [("view", 0), ("buy", 60)], "b": [("view", 5), ("buy", 9)]})
-    _version_2_database(path, old)
+    database_at_version(path, 2, old)
     store = loudou.connect(path)
     assert store.schema_version == SCHEMA_VERSION
     rows = store.query("SELECT event_id FROM events ORDER BY rowid").column("event_id").to_pylist()

@@ -15,10 +15,10 @@ import pytest
 
 import loudou
 from loudou.errors import StoreError
-from loudou.store.duckdb import MIGRATIONS, SCHEMA_VERSION, DuckDBStore
+from loudou.store.duckdb import SCHEMA_VERSION, DuckDBStore
 from loudou.store.keyset import StoredKeys
 
-from journeys import events_table
+from journeys import database_at_version, events_table
 
 
 def _batch(ids: list[str], customer: str = "c", start: int = 0) -> pa.Table:
@@ -164,24 +164,10 @@ def test_first_and_last_seen_follow_every_write_and_link():
     assert seen()["a"] == (t0 + timedelta(minutes=10, seconds=30),) * 2
 
 
-def _version_3_database(path, batch: pa.Table) -> None:
-    """A database as loudou left it at schema version 3 (event keys in an indexed UHUGEINT)."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-    for migration in MIGRATIONS[:3]:
-        migration(con)
-    con.execute("INSERT INTO meta VALUES ('schema_version', '3')")
-    con.register("b", batch)
-    con.execute("INSERT INTO events SELECT * FROM b")
-    con.execute("INSERT INTO event_keys SELECT md5_number(event_id) FROM b ORDER BY 1")
-    con.execute("INSERT INTO customers (customer_id) SELECT DISTINCT customer_id FROM b")
-    con.close()
-
-
 def test_version_3_database_upgrades_keeping_events_keys_and_deduplication(tmp_path):
     path = tmp_path / "v3.duckdb"
     old = _batch(["e1", "e2", "e3"])
-    _version_3_database(path, old)
+    database_at_version(path, 3, old)
     before = duckdb.connect(str(path))
     old_keys = [
         int(k) for (k,) in before.execute("SELECT k FROM event_keys ORDER BY rowid").fetchall()

@@ -124,7 +124,8 @@ def diagnose(
     db: DbOpt = None,
 ) -> None:
     """Find the bottleneck: the stages, segments, periods and loops losing the most customers,
-    each with its size and significance.
+    each with its size and significance. A loop is a move back to an earlier stage before the
+    customer first reaches the last step (browsing again after converting is not a loop).
 
     Example: loudou diagnose spec.yaml --by device --by region --period week --lang zh
     """

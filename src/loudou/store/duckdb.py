@@ -151,9 +151,10 @@ _SEEN_CUSTOMERS = 10_000
 def _row_group_chunks(table: pa.Table) -> pa.Table:
     """``table`` in chunks of one DuckDB row group. DuckDB appends each Arrow chunk as a unit,
     in parallel; chunks that do not fill whole row groups leave partial ones that the commit
-    then rewrites (twice the time, and twice the file size, for a bulk import)."""
+    then rewrites (twice the time, and twice the file size, for a bulk import). Many small chunks
+    (the server's group of requests) cost a scan each: one chunk takes ~40% less time."""
     if table.num_rows <= _ROW_GROUP:
-        return table
+        return table.combine_chunks() if table.column(0).num_chunks > 1 else table
     return pa.Table.from_batches(
         table.combine_chunks().to_batches(max_chunksize=_ROW_GROUP), table.schema
     )

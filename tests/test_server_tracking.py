@@ -461,3 +461,61 @@ def test_parser_process_answers_as_the_server_would(server: Server) -> None:
         if f"big-{i}" in stored:
             a, b = stored[f"big-{i}"], stored[f"small-{i}"]
             assert {**a, "event_id": ""} == {**b, "event_id": ""}
+
+
+def test_browser_requests_get_cors_headers(server: Server) -> None:
+    """Tracking answers skip FastAPI's routing (TrackingFastPath) but not CORS: a page on another
+    origin may post events and read the answer, and its preflight is allowed."""
+    origin = {"Origin": "https://shop.example"}
+    with server.client() as http:
+        r = http.post("/v1/track", json={"userId": "cors-1", "event": "view"}, headers=origin)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+        bad = http.post("/v1/track", json={"event": "view"}, headers=origin)
+        assert bad.status_code == 400 and bad.headers["access-control-allow-origin"] == "*"
+        assert bad.json()["error"]["code"] == "missing_id"
+        pre = http.options(
+            "/v1/batch",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert pre.status_code == 200 and "POST" in pre.headers["access-control-allow-methods"]
+    # other methods on a tracking path still get FastAPI's answer, in the API's error shape
+    r = server.get("/v1/track")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_fast_path_renders_unexpected_errors_in_the_one_shape() -> None:
+    """A bug inside a tracking request (here: an app without server state) is a 500 with the
+    API's error body, not a dropped connection."""
+    import asyncio
+
+    from loudou.api.tracking import TrackingFastPath
+
+    async def fallback(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("tracking paths must not reach the app")
+
+    class Bare:  # an app object whose state holds no server: reading it fails
+        state = type("State", (), {})()
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "headers": [],
+        "query_string": b"",
+        "app": Bare(),
+    }
+    asyncio.run(TrackingFastPath(fallback)(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 500
+    assert json.loads(sent[1]["body"])["error"]["code"] == "internal_error"

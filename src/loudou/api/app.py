@@ -97,12 +97,14 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
         description="Segment-compatible event collection and funnel queries (漏斗).",
         lifespan=lifespan,
     )
+    from loudou.api import admin, analysis, kpi, query, segments, store_proxy, tracking
+
+    app.add_middleware(tracking.TrackingFastPath)  # added first: inside CORS
     # Browsers post events from other sites; keys, not origins, decide who may write.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
     )
     errors.install(app)
-    from loudou.api import admin, analysis, kpi, query, segments, store_proxy, tracking
 
     app.include_router(tracking.router)
     app.include_router(query.router)

@@ -259,7 +259,12 @@ def _fast(item: Object, kind: str, clock: _Clock, shared: Object | None = None) 
     get = item.get
     user, anon = _id(get("userId")), _id(get("anonymousId"))
     message_id = _text(get("messageId"), 1, 255)
-    ts, original, sent = (clock.parse(get(k)) for k in ("timestamp", "originalTimestamp", "sentAt"))
+    parse = clock.parse
+    ts, original, sent = (
+        parse(get("timestamp")),
+        parse(get("originalTimestamp")),
+        parse(get("sentAt")),
+    )
     context = get("context", shared)
     if context is None:
         context = {}
@@ -514,16 +519,18 @@ def _properties(m: Fields, client_ip: str | None) -> tuple[Object, dict[str, str
         if m.category is not None:
             props.setdefault("category", m.category)
     ctx = m.context
+    get = ctx.get
     for src, dst in _CONTEXT_KEYS:
-        value = ctx.get(src)
+        value = get(src)
         if value is not None:
             props[dst] = value
     if client_ip and "context_ip" not in props:
         props["context_ip"] = client_ip
-    page = ctx.get("page")
-    if isinstance(page, dict):
+    page = get("page")
+    if type(page) is dict:
+        get = page.get
         for src, dst in _PAGE_KEYS:
-            value = page.get(src)
+            value = get(src)
             if value is not None:
                 props[dst] = value
     utm = _campaign(ctx, props)

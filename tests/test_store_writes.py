@@ -12,9 +12,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import loudou
 from loudou.errors import StoreError
+from loudou.store.base import CUSTOMER_SCHEMA
 from loudou.store.duckdb import SCHEMA_VERSION, DuckDBStore
 from loudou.store.keyset import StoredKeys
 
@@ -174,7 +177,7 @@ def test_version_3_database_upgrades_keeping_events_keys_and_deduplication(tmp_p
     ]
     before.close()
     store = loudou.connect(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION >= 4
     assert _stored_ids(store) == ["e1", "e2", "e3"] and _keys_match_events(store)
     rows = store.query("SELECT hi, lo FROM event_keys ORDER BY rowid").to_pylist()
     assert [(r["hi"] << 64) | r["lo"] for r in rows] == old_keys  # same keys, same order
@@ -208,3 +211,79 @@ def test_first_and_last_seen_of_a_write_with_many_customers():
         (t0 + timedelta(minutes=1), t0 + timedelta(minutes=9), 10),
         (t0 + timedelta(minutes=5), t0 + timedelta(minutes=9), n - 10),
     ]
+
+
+_CUSTOMER_IDS = st.sampled_from(["a", "b", "c", "d", "u", "v"])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(  # collect: events (customer, minute) through the server's write
+            st.just("events"), st.lists(st.tuples(_CUSTOMER_IDS, st.integers(0, 500)), max_size=6)
+        ),
+        st.tuples(st.just("link"), st.tuples(_CUSTOMER_IDS, _CUSTOMER_IDS)),
+        st.tuples(st.just("traits"), _CUSTOMER_IDS),
+        st.tuples(st.just("fold"), st.none()),
+        st.tuples(  # an import's write (MERGE into customers directly)
+            st.just("import"), st.lists(st.tuples(_CUSTOMER_IDS, st.integers(0, 500)), max_size=4)
+        ),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, fold_rows=st.integers(1, 8))
+def test_first_and_last_seen_with_the_servers_seen_log_match_the_events(ops, fold_rows):
+    """The server's commits log first/last seen (seen_log) and fold it into customers from time
+    to time (past FOLD_ROWS rows, or when asked); whenever that happens, every reader sees each
+    customer's first/last seen = the min/max time of the events stored under it (brute force)."""
+    import loudou.store.duckdb as duckdb_store
+
+    old, duckdb_store.FOLD_ROWS = duckdb_store.FOLD_ROWS, fold_rows
+    try:
+        store = DuckDBStore(":memory:")
+        no_traits = pa.table({"customer_id": [], "traits": []}, schema=CUSTOMER_SCHEMA)
+        for n, (op, arg) in enumerate(ops):
+            if op in ("events", "import"):
+                table = events_table({f"{c}": [("view", 60 * m)] for c, m in arg})
+                if len(arg) != len({c for c, _ in arg}):  # one customer many times
+                    table = events_table({"_": [("view", 60 * m) for _, m in arg]}).set_column(
+                        1, "customer_id", pa.array([c for c, _ in arg])
+                    )
+                table = table.set_column(
+                    0, "event_id", pa.array([f"{n}-{i}" for i in range(len(arg))])
+                )
+                if op == "events":
+                    store.collect(table, no_traits, [])
+                else:
+                    store.insert_events(table)
+            elif op == "link" and arg[0] != arg[1]:
+                store.collect(events_table({}), no_traits, [arg])
+            elif op == "traits":
+                traits = pa.table(
+                    {"customer_id": [arg], "traits": ['{"x": 1}']}, schema=CUSTOMER_SCHEMA
+                )
+                store.collect(events_table({}), traits, [])
+            elif op == "fold":
+                store.fold_seen()
+        expected = {
+            r["customer_id"]: (r["f"], r["l"])
+            for r in store.query(
+                "SELECT customer_id, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1"
+            ).to_pylist()
+        }
+        customers = store.read_customers().to_pylist()
+        got = {r["customer_id"]: (r["first_seen"], r["last_seen"]) for r in customers}
+        assert {c: v for c, v in got.items() if v != (None, None)} == expected
+        assert len(customers) == len(got)  # one row per customer
+        for c, (first, last) in got.items():
+            detail = store.get_customer(c)
+            assert detail is not None and (detail["first_seen"], detail["last_seen"]) == (
+                first,
+                last,
+            )
+        assert (
+            store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py()
+            < max(fold_rows, 1) + 6
+        )  # folded once past fold_rows (at most one batch over)
+    finally:
+        duckdb_store.FOLD_ROWS = old

@@ -80,3 +80,26 @@ def test_a_busy_writer_checkpoints_between_commits_past_the_wal_limit(tmp_path):
     finally:
         writer.close()
         store.close()
+
+
+def test_an_idle_writer_folds_first_and_last_seen_into_customers(tmp_path):
+    """The server's commits log first/last seen (seen_log); an idle checkpoint folds the log
+    into customers, and readers see the same times before and after."""
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(str(path))
+    writer = GroupWriter(store, idle_checkpoint=0.05)
+    try:
+        asyncio.run(writer.write(_rows("f-", 21)))  # customers u0 .. u6
+        logged = store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py()
+        before = store.read_customers().to_pylist()
+        assert logged == 7 and len(before) == 7 and all(r["first_seen"] for r in before)
+        assert _wait(lambda: writer.checkpoints == 1)
+        assert store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py() == 0
+        assert store.read_customers().to_pylist() == before
+        table = store.query("SELECT customer_id, first_seen, last_seen FROM customers ORDER BY 1")
+        assert table.to_pylist() == [
+            {k: r[k] for k in ("customer_id", "first_seen", "last_seen")} for r in before
+        ]
+    finally:
+        writer.close()
+        store.close()

@@ -10,7 +10,9 @@ ms for 4 MB of WAL, ~0.6 s for 32 MB) are the writer's to schedule: DuckDB's own
 raised so that a commit does not run one, and the writer checkpoints when it has been idle a
 little while, or between two commits once the WAL has grown past ``MAX_WAL_BYTES`` (sustained
 load leaves no idle time; small checkpoints keep the wait of queued requests short).
-Durability does not depend on checkpoints: every commit syncs the WAL.
+Durability does not depend on checkpoints: every commit syncs the WAL. An idle checkpoint first
+folds the customers' first/last seen times gathered in ``seen_log`` into ``customers`` (one scan
+of ``customers`` for many commits; see store migration ``_v5``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class WriterStore(Protocol):
     def wal_bytes(self) -> int: ...
 
     def prepare_writes(self) -> None: ...
+
+    def fold_seen(self) -> None: ...
 
 
 @dataclass
@@ -183,14 +187,17 @@ class GroupWriter:
                 if self.incoming <= 0 and (
                     idle >= IDLE_ANY_WAL_S or self._ckpt.wal_bytes() >= IDLE_MIN_WAL_BYTES
                 ):
-                    self._checkpoint()
+                    self._checkpoint(fold=True)
         return self._queue.get()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, fold: bool = False) -> None:
+        """Checkpoint; ``fold`` (when idle) first folds first/last seen times into customers."""
         self._unsaved = False
         if self._ckpt is None:
             return
         try:
+            if fold:
+                self._ckpt.fold_seen()
             self._ckpt.checkpoint()
         except Exception:  # e.g. a reader's transaction in the way: the next one will do
             log.warning("checkpoint failed", exc_info=True)

@@ -238,7 +238,9 @@ def read_customers_sql(traits: Sequence[str]) -> tuple[str, list[Any]]:
         if name in ("customer_id", "first_seen", "last_seen"):
             raise ValueError(f"trait {name!r} clashes with a column of the same name")
         select.append(f"{b.trait_field(name)} AS {quote_ident(name)}")
-    return "SELECT " + ", ".join(select) + " FROM customers c ORDER BY c.customer_id", b.params  # noqa: S608
+    # customers_seen: customers with the first/last seen times not yet folded in (seen_log)
+    sql = "SELECT " + ", ".join(select) + " FROM customers_seen c ORDER BY c.customer_id"  # noqa: S608
+    return sql, b.params
 
 
 def quote_ident(name: str) -> str:

@@ -452,13 +452,18 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             if self._scalar("SELECT count(*) FROM seen_log"):
                 self._fold_seen()
 
-    def _merge_traits(self, source: str) -> int:
+    def _merge_traits(self, source: str, count_new: bool = True) -> int:
         """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for
-        one customer are merged in order, then into the store. Returns customers new to the store."""
+        one customer are merged in order, then into the store. Returns customers new to the store
+        (0 unless ``count_new``: counting scans all customers, which the server's commits skip)."""
         con = self.con
-        new = self._scalar(
-            f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
-            "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
+        new = (
+            self._scalar(
+                f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
+                "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
+            )
+            if count_new
+            else 0
         )
         con.execute(
             f"""

@@ -80,7 +80,7 @@ class ServerAbilities:
     _catch_up: Callable[[], int]
     _registered: Callable[[str, pa.Table], AbstractContextManager[None]]
     _keys: StoredKeys
-    _merge_traits: Callable[[str], int]
+    _merge_traits: Callable[..., int]  # (source, count_new=True)
     _cache: Any  # DuckDBStore's in-process event cache
     _writes: int
     _linked_aliases_: set[str] | None = None
@@ -158,7 +158,7 @@ class ServerAbilities:
                 resolved = self._resolved(events) if maybe else events
                 inserted = self._put_events(resolved, log_seen=True)
             if customers.num_rows:
-                self._merge_traits(_RESOLVED_TRAITS)
+                self._merge_traits(_RESOLVED_TRAITS, count_new=False)
             return inserted
 
         relinked = self.relinked

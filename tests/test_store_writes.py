@@ -274,7 +274,7 @@ def test_first_and_last_seen_with_the_servers_seen_log_match_the_events(ops, fol
         customers = store.read_customers().to_pylist()
         got = {r["customer_id"]: (r["first_seen"], r["last_seen"]) for r in customers}
         assert {c: v for c, v in got.items() if v != (None, None)} == expected
-        assert len(customers) == len(got)  # one row per customer
+        assert len(customers) == len(got) == store.counts()["customers"]  # one row per customer
         for c, (first, last) in got.items():
             detail = store.get_customer(c)
             assert detail is not None and (detail["first_seen"], detail["last_seen"]) == (

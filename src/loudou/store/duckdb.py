@@ -578,7 +578,9 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         return self.con.sql(sql, params=[since, until]).to_arrow_table()
 
     def counts(self) -> dict[str, int]:
-        return {t: self._count(t) for t in ("events", "customers", "spend")}
+        # customers_seen: the server's new customers may still be in seen_log only
+        tables = {"events": "events", "customers": "customers_seen", "spend": "spend"}
+        return {name: self._count(table) for name, table in tables.items()}
 
     def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
         """Run read SQL built by loudou's own builders (never from user text)."""

@@ -287,3 +287,23 @@ def test_first_and_last_seen_with_the_servers_seen_log_match_the_events(ops, fol
         )  # folded once past fold_rows (at most one batch over)
     finally:
         duckdb_store.FOLD_ROWS = old
+
+
+def test_linking_moves_every_event_of_the_alias_within_its_seen_range():
+    """The server's link re-keys an alias's events reading only the row groups whose times overlap
+    the alias's first/last seen (logged or folded): all of them move, the customer's do not."""
+    store = DuckDBStore(":memory:")
+    no_traits = pa.table({"customer_id": [], "traits": []}, schema=CUSTOMER_SCHEMA)
+    store.collect(_batch(["v1", "v2"], "visitor", 10), no_traits, [])  # logged
+    store.fold_seen()
+    store.collect(_batch(["v3"], "visitor", 3000), no_traits, [])  # later, in seen_log
+    store.collect(_batch(["u1", "u2"], "alice", 0), no_traits, [])
+    store.collect(events_table({}), no_traits, [("visitor", "alice")])
+    owners = store.query("SELECT event_id, customer_id FROM events ORDER BY event_id").to_pylist()
+    assert {r["event_id"]: r["customer_id"] for r in owners} == dict.fromkeys(
+        ["u1", "u2", "v1", "v2", "v3"], "alice"
+    )
+    ((first, last),) = [
+        (r["first_seen"], r["last_seen"]) for r in store.read_customers().to_pylist()
+    ]
+    assert (first, last) == (datetime(2025, 1, 1), datetime(2025, 1, 1, 0, 50))

@@ -225,11 +225,11 @@ class ServerAbilities:
                 "UPDATE identities SET customer_id = n.customer_id FROM _new n "
                 "WHERE identities.customer_id = n.alias_id"
             )
-            for table in ("events", "seen_log"):
-                con.execute(
-                    f"UPDATE {table} SET customer_id = n.customer_id FROM _new n "  # noqa: S608
-                    f"WHERE {table}.customer_id = n.alias_id"
-                )
+            self._rekey_events(con)
+            con.execute(
+                "UPDATE seen_log SET customer_id = n.customer_id FROM _new n "
+                "WHERE seen_log.customer_id = n.alias_id"
+            )
             # The customer's own traits win over those gathered while anonymous.
             con.execute(
                 """
@@ -249,6 +249,34 @@ class ServerAbilities:
         finally:
             con.unregister("_new")
         return len(new)
+
+    @staticmethod
+    def _rekey_events(con: duckdb.DuckDBPyConnection) -> None:
+        """Move the events of the aliases in ``_new`` to their customers. The aliases' first/last
+        seen bound their events' times, so the UPDATE reads only the row groups whose times
+        overlap (DuckDB's min/max per row group): a visitor's recent events, not the whole
+        table (~0.4 s per 10M events). Aliases with no row anywhere have no events: nothing to
+        do. A range not known (NULL) falls back to the whole table."""
+        ((rows, unknown, first, last),) = con.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE f IS NULL OR l IS NULL), min(f), max(l) FROM (
+                SELECT c.first_seen AS f, c.last_seen AS l
+                FROM customers c JOIN _new n ON c.customer_id = n.alias_id
+                UNION ALL
+                SELECT s.first_seen, s.last_seen FROM seen_log s JOIN _new n ON s.customer_id = n.alias_id
+            )
+            """
+        ).fetchall()
+        if rows == 0:
+            return
+        sql = (
+            "UPDATE events SET customer_id = n.customer_id FROM _new n "
+            "WHERE events.customer_id = n.alias_id"
+        )
+        if unknown:
+            con.execute(sql)
+        else:
+            con.execute(sql + " AND events.ts BETWEEN $1 AND $2", [first, last])
 
     # -- checkpoints (scheduled by the server's writer) ------------------------------------------
     def defer_checkpoints(self, threshold: str) -> None:

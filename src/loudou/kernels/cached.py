@@ -27,6 +27,7 @@ from loudou.kernels.funnel import (
     _excluded,
     workspace,
 )
+from loudou.kernels.scratch import Scratch
 
 COUNT_CUSTOMERS, COUNT_SESSIONS, COUNT_TOTALS = 0, 1, 2
 
@@ -172,7 +173,9 @@ def _pass(
     per_cust, offsets, level, times, bd, unit,
 ):  # fmt: skip
     """Customers c_lo..c_hi. Pass 0 counts each customer's units into per_cust; pass 1 writes
-    them at offsets. Releases the GIL, so threads run ranges in parallel."""
+    them at offsets (count=customers: at the customer's index, offsets unused). Every customer's
+    per_cust is written, so the outputs need no clearing. Releases the GIL, so threads run ranges
+    in parallel."""
     empty_l = np.zeros(0, np.int64)
     empty_t = np.zeros((n_steps, 0), np.int64)
     s_t = np.empty(max_events + 1, np.int64)
@@ -216,6 +219,7 @@ def _pass(
                 group_radix, s_t, s_m, s_key, s_bd, bd_prop,
             )  # fmt: skip
         if n == 0:
+            per_cust[c] = 0
             continue
         if one_unit and ex_after.shape[0] == 0:
             # one group, one unit: the customer (same as _customer, without the bookkeeping)
@@ -227,7 +231,7 @@ def _pass(
                 lvl, fi = _any_order_level(s_t, s_m, 0, n, n_steps, window, times_buf, ws)
             else:
                 lvl, fi = _chain_level(s_t, s_m, 0, n, n_steps, window, mode, times_buf, ws)
-            slot = offsets[c]
+            slot = c  # count=customers: one slot per customer
             level[slot] = lvl
             for q in range(n_steps):
                 times[q, slot] = times_buf[q]
@@ -245,7 +249,8 @@ def _pass(
         else:
             per_cust[c] = _customer(
                 n, s_t, s_m, s_key, s_bd, unit_div, n_steps, window, mode, count_mode,
-                ex_after, ex_before, level, times, bd, unit, offsets[c], times_buf, ws,
+                ex_after, ex_before, level, times, bd, unit,
+                c if count_mode == COUNT_CUSTOMERS else offsets[c], times_buf, ws,
             )  # fmt: skip
 
 
@@ -260,35 +265,81 @@ def _in_threads(n_cust: int, run: Callable[[int, int], None]) -> None:
         list(pool.map(run, bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
-def _outputs(size: int, n_steps: int) -> list[np.ndarray]:
-    """level, step times [steps, units] (one contiguous row per step), breakdown code, unit.
-    Times need no fill: every unit the kernel writes gets all its steps (-1 where not reached),
-    and slots it does not write are filtered out."""
-    return [
-        np.zeros(size, np.int64),
-        np.empty((n_steps, size), np.int64),
-        np.zeros(size, np.int64),
-        np.zeros(size, np.int64),
-    ]
+@njit(cache=True, nogil=True)
+def _compact(by_customer, per_cust, offsets, level, bd, unit, times, size, n_steps, customer, src):
+    """Move the units kept (written and not excluded: level >= 0) to the front of the outputs, in
+    order, in place (a write never passes its read), and note each one's customer and former
+    slot. Step times [steps, size] (flat) are compacted to [steps, kept], row after row (a row's
+    writes land below every row still to be read). Returns how many were kept."""
+    k = 0
+    for c in range(per_cust.shape[0]):
+        if by_customer:
+            lo, hi = c, (c + 1 if per_cust[c] > 0 else c)
+        else:
+            lo, hi = offsets[c], offsets[c + 1]
+        for s in range(lo, hi):
+            if level[s] >= 0:
+                level[k] = level[s]
+                bd[k] = bd[s]
+                unit[k] = unit[s]
+                src[k] = s
+                customer[k] = c
+                k += 1
+    for q in range(n_steps):
+        into = q * k
+        read = q * size
+        for j in range(k):
+            times[into + j] = times[read + src[j]]
+    return k
+
+
+@njit(cache=True, nogil=True)
+def max_events(b_off, d_off):
+    """The most events one customer has in both segments (sizes the kernel's scratch)."""
+    most = 0
+    for c in range(b_off.shape[0] - 1):
+        most = max(most, b_off[c + 1] - b_off[c] + d_off[c + 1] - d_off[c])
+    return most
+
+
+@njit(cache=True, nogil=True)
+def breakdown_codes(bd, level, customer, use_traits, trait_codes, n_prop_values, out):
+    """Each unit's breakdown in one code space: its property value (bd - 1) when it has one, else
+    the customer's trait value (n_prop_values + trait code - 1) when ``use_traits`` and set, else
+    -1; -1 too for units that did not enter."""
+    for u in range(bd.shape[0]):
+        code = bd[u] - 1 if bd[u] > 0 else -1
+        if code < 0 and use_traits:
+            t = trait_codes[customer[u]] - 1
+            if t >= 0:
+                code = n_prop_values + t
+        out[u] = -1 if level[u] == 0 else code
+
+
+NO_SLOTS = np.zeros(0, np.int64)
 
 
 def cached_funnel(
     b_off, b_ts, b_code, b_props, d_off, d_ts, d_code, d_props,
     event_bits, prop_tables, prop_rows, trait_masks, t_lo, t_hi, group_props, group_radix, unit_div, bd_prop,
-    n_steps, window, mode, count_mode, ex_after, ex_before, max_events,
+    n_steps, window, mode, count_mode, ex_after, ex_before, max_events, scratch=None,
 ):  # fmt: skip
     """Units of every customer, excluded ones left out: (customer, level, step times [units,
     steps] as a column-major view, breakdown value code, unit key).
 
     For count=customers one pass writes one slot per customer. Otherwise pass 0 counts each
     customer's units and pass 1 writes them at prefix-sum offsets. The kernel marks an excluded
-    unit with level -1.
+    unit with level -1; the kept units are then moved to the front in place. The results are
+    views of ``scratch``'s buffers (a :class:`Scratch`; default: a new one), valid until its next
+    use.
     """
+    scratch = Scratch() if scratch is None else scratch
     n_cust = b_off.shape[0] - 1
     keep_all = mode == STRICT_ORDER
-    per_cust = np.zeros(n_cust, np.int64)
-    offsets = np.arange(n_cust + 1, dtype=np.int64)
-    out = _outputs(n_cust, n_steps)
+    by_customer = count_mode == COUNT_CUSTOMERS
+    per_cust = scratch.take("per_cust", n_cust)
+    offsets = NO_SLOTS if by_customer else scratch.take("offsets", n_cust + 1)
+    out = [NO_SLOTS, np.zeros((n_steps, 0), np.int64), NO_SLOTS, NO_SLOTS]  # pass 0 writes none
 
     def run(pass_no: int) -> None:
         def part(lo: int, hi: int) -> None:
@@ -301,16 +352,22 @@ def cached_funnel(
 
         _in_threads(n_cust, part)
 
-    if count_mode != COUNT_CUSTOMERS:
+    size = n_cust
+    if not by_customer:
         run(0)
-        offsets[1:] = np.cumsum(per_cust)
-        out = _outputs(int(offsets[n_cust]), n_steps)
+        offsets[0] = 0
+        np.cumsum(per_cust, out=offsets[1:])
+        size = int(offsets[n_cust])
+    # level, step times [steps, units] (one contiguous row per step), breakdown code, unit. None
+    # needs clearing: every unit the kernel writes gets all its fields (times -1 where a step was
+    # not reached), and the slots it does not write are left out by _compact.
+    flat_times = scratch.take("times", n_steps * size)
+    level, bd, unit = (scratch.take(name, size) for name in ("level", "bd", "unit"))
+    out = [level, flat_times.reshape(n_steps, size), bd, unit]
     run(1)
-    level, times, bd, unit = out
-    if count_mode == COUNT_CUSTOMERS:
-        keep = (per_cust > 0) & (level >= 0)
-        customer = np.flatnonzero(keep)
-    else:
-        keep = level >= 0
-        customer = np.repeat(np.arange(n_cust), per_cust)[keep]
-    return customer, level[keep], np.compress(keep, times, axis=1).T, bd[keep], unit[keep]
+    customer = scratch.take("customer", size)
+    src = customer if by_customer else scratch.take("slot", size)  # by customer: the same
+    k = _compact(by_customer, per_cust, offsets, level, bd, unit, flat_times, size, n_steps,
+                 customer, src)  # fmt: skip
+    times = flat_times[: n_steps * k].reshape(n_steps, k)
+    return customer[:k], level[:k], times.T, bd[:k], unit[:k]

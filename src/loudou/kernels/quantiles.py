@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from loudou.kernels.scratch import Scratch, fresh
+
 Q50 = 50 / 100  # numpy divides the percentiles by 100 in float64
 Q90 = 90 / 100
 MAX_BITS = 11  # radix digits of up to 11 bits: a histogram of at most 2048 buckets
@@ -284,19 +286,16 @@ def _collect(levels, times, codes, lut, k, every, p, tags, by_group, at):
 
 @njit(cache=True, nogil=True)
 def _steps(
-    levels, times, codes, lut, steps, reached, at_every, at_group, every, by_group, median, p90
-):
-    """Collect and summarise the given steps (each thread has its own steps and work arrays;
-    the shared arrays are written at disjoint places)."""
+    levels, times, codes, lut, steps, reached, at_every, at_group, every, by_group, median, p90,
+    tags, gathered, work,
+):  # fmt: skip
+    """Collect and summarise the given steps (each thread has its own steps and work arrays:
+    ``tags`` one per unit and one more when there are groups, ``gathered`` and ``work`` as many
+    as the most units reaching one of the steps; the shared arrays are written at disjoint
+    places)."""
     n_groups = median.shape[0] - 1
-    largest = 0
-    for k in steps:
-        largest = max(largest, reached[n_groups, k])
-    tags = np.empty(levels.shape[0] + 1 if n_groups > 0 else 0, np.int64)
     hist = np.zeros(1 << MAX_BITS, np.int64)
     slot_of = np.full(1 << MAX_BITS, -1, np.int64)
-    gathered = np.empty(largest, np.int64)
-    work = np.empty(largest, np.int64)
     for k in steps:
         _collect(
             levels, times, codes, lut, k, every, at_every[k], tags, by_group, at_group[k].copy()
@@ -321,6 +320,7 @@ def step_time_quantiles(
     codes: np.ndarray = NO_CODES,
     lut: np.ndarray = NO_CODES,
     n_groups: int = 0,
+    scratch: Scratch | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group and step: units that reached the step, and the median and p90 of the seconds
     from the previous step, ``(later - earlier) / 1e6`` (NaN for step 1 and where no unit
@@ -329,12 +329,15 @@ def step_time_quantiles(
     ``levels``: int64 per unit (steps reached); ``times``: int64 microseconds [steps, units],
     C-contiguous; a unit's group is ``lut[code]`` (``lut[-1]`` for code -1), -1 for none.
     Returns ``reached`` int64 [groups + 1, steps], ``median`` and ``p90`` float64
-    [groups + 1, steps]. Steps are split over threads when there is enough to do.
+    [groups + 1, steps]. Steps are split over threads when there is enough to do. The work
+    arrays (as long as the durations) come from ``scratch`` when given (a long-lived cache's:
+    see ``loudou.kernels.scratch``), else are allocated.
     """
     n_steps = times.shape[0]
+    take = fresh if scratch is None else scratch.take
     reached, at_every, at_group = _plan(levels, codes, lut, n_groups, n_steps)
-    every = np.empty(at_every[n_steps], np.int64)
-    by_group = np.empty(at_group[n_steps, 0], np.int64)
+    every = take("q_every", int(at_every[n_steps]))
+    by_group = take("q_by_group", int(at_group[n_steps, 0]))
     median = np.full((n_groups + 1, n_steps), np.nan)
     p90 = np.full((n_groups + 1, n_steps), np.nan)
     sizes = reached[n_groups, 1:]
@@ -350,13 +353,20 @@ def step_time_quantiles(
             taken[w].append(int(k))
         parts = [np.array(t, np.int64) for t in taken if t]
 
-    def run(steps: np.ndarray) -> None:
-        _steps(levels, times, codes, lut, steps, reached, at_every, at_group, every, by_group,
-               median, p90)  # fmt: skip
+    n_tags = levels.shape[0] + 1 if n_groups > 0 else 0
+    work = []  # each thread's: tags per unit, and two arrays for its largest step's durations
+    for i, steps in enumerate(parts):
+        largest = int(reached[n_groups, steps].max(initial=0))
+        work.append((take(f"q_tags{i}", n_tags), take(f"q_gathered{i}", largest),
+                     take(f"q_work{i}", largest)))  # fmt: skip
+
+    def run(i: int) -> None:
+        _steps(levels, times, codes, lut, parts[i], reached, at_every, at_group, every, by_group,
+               median, p90, *work[i])  # fmt: skip
 
     if len(parts) == 1:
-        run(parts[0])
+        run(0)
     else:
         with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(run, parts))
+            list(pool.map(run, range(len(parts))))
     return reached[: n_groups + 1], median, p90

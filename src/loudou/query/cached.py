@@ -8,6 +8,10 @@ with the same meaning as the SQL builder (loudou.store.duckdb_sql.SqlBuilder.con
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +19,15 @@ import numpy as np
 import pyarrow as pa
 
 from loudou.kernels import funnel as kern
-from loudou.kernels.cached import COUNT_CUSTOMERS, COUNT_SESSIONS, COUNT_TOTALS, cached_funnel
+from loudou.kernels.cached import (
+    COUNT_CUSTOMERS,
+    COUNT_SESSIONS,
+    COUNT_TOTALS,
+    breakdown_codes,
+    cached_funnel,
+    max_events,
+)
+from loudou.kernels.scratch import Scratch, ScratchPool
 from loudou.model.spec import Condition, FunnelSpec
 from loudou.store.base import CachedStore
 from loudou.store.cache import EventCache
@@ -104,8 +116,34 @@ def _micros(d: datetime) -> int:
     return int(round(d.timestamp() * 1_000_000))
 
 
+_POOLS: dict[int, ScratchPool] = {}  # id(cache) -> its work buffers, dropped with the cache
+_POOLS_LOCK = threading.Lock()
+NO_TRAIT_CODES = np.zeros(0, np.int32)
+
+
+def _pool(cache: EventCache) -> ScratchPool:
+    """The cache's pool of work buffers: they live as long as the cache and grow with it."""
+    key = id(cache)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = ScratchPool()
+            weakref.finalize(cache, _POOLS.pop, key, None)
+        return pool
+
+
 def cached_units(store: CachedStore, spec: FunnelSpec) -> Units | None:
-    """Units for the spec from the store's cache, or None when the cache cannot express it."""
+    """Units for the spec from the store's cache, or None when the cache cannot express it.
+    The arrays are the caller's own (see :func:`borrowed_units` to summarise without copies)."""
+    with borrowed_units(store, spec) as (units, _):
+        return None if units is None else units.copy()
+
+
+@contextmanager
+def borrowed_units(store: CachedStore, spec: FunnelSpec) -> Iterator[tuple[Units | None, Scratch]]:
+    """Like :func:`cached_units`, but the units' arrays are views of the cache's reusable work
+    buffers, valid only inside the block; the scratch yielded with them is this query's alone,
+    for more work arrays (e.g. ``step_time_quantiles``)."""
     from loudou.query.funnel import Units
 
     props: list[str] = []
@@ -130,20 +168,22 @@ def cached_units(store: CachedStore, spec: FunnelSpec) -> Units | None:
         if bd_trait_name:
             traits.append(bd_trait_name)
     cache = store.event_cache(list(dict.fromkeys(props)), list(dict.fromkeys(traits)))
-    return _run(cache, spec, group, bd_prop_name, bd_trait_name, Units)
+    with _pool(cache).borrow() as scratch:
+        yield _run(cache, spec, group, bd_prop_name, bd_trait_name, Units, scratch), scratch
 
 
 def _tables(
-    cache: EventCache, spec: FunnelSpec
+    cache: EventCache, spec: FunnelSpec, scratch: Scratch
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Step bits per event code; allowed bits per (property, value code) for the properties with
-    conditions, and their rows in the cache; allowed bits per customer."""
+    conditions, and their rows in the cache; allowed bits per customer (in ``scratch``)."""
     event_bits = np.zeros(max(len(cache.events), 1), np.uint64)
     groups = [(k, s.events, s.where) for k, s in enumerate(spec.steps)]
     groups += [(len(spec.steps) + j, x.events, x.where) for j, x in enumerate(spec.exclusions)]
     width = max([len(v) for v in cache.prop_values], default=0) + 1
     prop_tables = np.full((len(cache.prop_names), width), ALL_BITS, np.uint64)
-    trait_masks = np.full(len(cache.customers), ALL_BITS, np.uint64)
+    trait_masks = scratch.take("trait_masks", len(cache.customers), np.uint64)
+    trait_masks.fill(ALL_BITS)
     for bit_no, names, where in groups:
         bit = np.uint64(1) << np.uint64(bit_no)
         for name in names:
@@ -170,9 +210,10 @@ def _run(
     bd_prop_name: str | None,
     bd_trait_name: str | None,
     units_cls: type[Units],
+    scratch: Scratch,
 ) -> Units | None:
     n_steps = len(spec.steps)
-    event_bits, prop_tables, prop_rows, trait_masks = _tables(cache, spec)
+    event_bits, prop_tables, prop_rows, trait_masks = _tables(cache, spec, scratch)
     start, end, inclusive = date_bounds(spec)
     t_lo = _micros(start) if start is not None else -(2**62)
     t_hi = (_micros(end) - (0 if inclusive else 1)) if end is not None else 2**62
@@ -184,8 +225,6 @@ def _run(
     unit_div = int(np.prod(radix[n_unit_parts:])) if radix.size else 1
     bd_row = cache.prop_names.index(bd_prop_name) if bd_prop_name else -1
     b, d = cache.base, cache.delta
-    per_customer = np.diff(b.off) + np.diff(d.off)
-    max_events = int(per_customer.max()) if per_customer.size else 0
     ex_after = np.array([x.after_step for x in spec.exclusions], dtype=np.int64)
     ex_before = np.array([x.before_step for x in spec.exclusions], dtype=np.int64)
     customer, level, times, bd, unit = cached_funnel(
@@ -193,24 +232,34 @@ def _run(
         event_bits, prop_tables, prop_rows, trait_masks, np.int64(t_lo), np.int64(t_hi),
         group_rows, radix, np.int64(unit_div), bd_row,
         n_steps, np.int64(spec.window_seconds) * 1_000_000, kern.MODES[spec.mode],
-        COUNT_MODES[spec.count], ex_after, ex_before, max_events,
+        COUNT_MODES[spec.count], ex_after, ex_before, int(max_events(b.off, d.off)), scratch,
     )  # fmt: skip
     if spec.count == "sessions":
         sessions = np.array(["", *cache.prop_values[group_rows[0]]], dtype=object)
         unit_key = pa.array(sessions[unit], pa.string())
     else:
-        unit_key = pa.repeat(pa.scalar("", pa.string()), level.shape[0])
+        unit_key = _blank_keys(scratch, level.shape[0])
     breakdown = labels = None
     if spec.breakdown is not None:
         # one code space: 0..P-1 property values, P..P+T-1 trait values (-1 none)
         prop_labels = cache.prop_values[bd_row] if bd_row >= 0 else []
-        breakdown = np.where(bd > 0, bd - 1, -1).astype(np.int64)
         labels = list(prop_labels)
+        t_codes = NO_TRAIT_CODES
         if bd_trait_name is not None:
             t_values, t_codes = cache.traits[bd_trait_name]
-            trait_code = t_codes[customer].astype(np.int64) - 1
-            use_trait = (breakdown < 0) & (trait_code >= 0)
-            breakdown[use_trait] = len(prop_labels) + trait_code[use_trait]
             labels += t_values
-        breakdown[level == 0] = -1
+            if customer.size and customer[-1] >= t_codes.shape[0]:  # units are in customer order
+                raise IndexError("event cache: trait codes cover fewer customers than the units")
+        breakdown = scratch.take("breakdown", level.shape[0])
+        breakdown_codes(bd, level, customer, bd_trait_name is not None, t_codes,
+                        len(prop_labels), breakdown)  # fmt: skip
     return units_cls(level, times, customer, cache.customers, unit_key, breakdown, labels)
+
+
+def _blank_keys(scratch: Scratch, n: int) -> pa.Array:
+    """n empty unit keys (count=customers and totals), sliced from one kept array: Arrow arrays
+    are immutable, so every query may share it."""
+    keys = scratch.objects.get("blank_keys")
+    if keys is None or len(keys) < n:
+        keys = scratch.objects["blank_keys"] = pa.repeat(pa.scalar("", pa.string()), n + n // 8)
+    return keys.slice(0, n)

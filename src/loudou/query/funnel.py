@@ -6,7 +6,8 @@ Semantics are in DESIGN §4 and the README; the kernels replay ClickHouse ``wind
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 
 from loudou.kernels import funnel as kern
 from loudou.kernels.quantiles import entered_by_code, step_time_quantiles
+from loudou.kernels.scratch import Scratch
 from loudou.model.results import BreakdownResult, FunnelResult, StepResult
 from loudou.model.spec import FunnelSpec, Step, parse_step
 from loudou.query.stats import wilson_interval
@@ -53,6 +55,18 @@ class Units:
         n = levels.shape[0]
         return cls(
             levels, times, np.zeros(n, np.int64), pa.array([], pa.string()), pa.array([""] * n)
+        )
+
+    def copy(self) -> Units:
+        """The same units on arrays of their own (borrowed units live in reusable buffers)."""
+        return Units(
+            self.levels.copy(),
+            np.copy(self.times, order="K"),
+            self.customer.copy(),
+            self.customer_ids,
+            self.unit_key,
+            None if self.breakdown is None else self.breakdown.copy(),
+            self.breakdown_labels,
         )
 
     def select(self, keep: np.ndarray) -> Units:
@@ -138,10 +152,13 @@ def compute_units(table: pa.Table, spec: FunnelSpec) -> Units:
     return Units(levels, times, start_row, table.column("customer_id"), unit_key, breakdown, labels)
 
 
-def summarize(units: Units, steps: Sequence[Step]) -> list[StepResult]:
-    """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step."""
+def summarize(
+    units: Units, steps: Sequence[Step], scratch: Scratch | None = None
+) -> list[StepResult]:
+    """Per-step counts, conversions with Wilson intervals, drop-off and time from previous step
+    (``scratch``: reusable work buffers, see ``step_time_quantiles``)."""
     times = np.ascontiguousarray(units.times.T)  # [steps, units]: one contiguous row per step
-    reached, median, p90 = step_time_quantiles(units.levels, times)
+    reached, median, p90 = step_time_quantiles(units.levels, times, scratch=scratch)
     return _step_results(steps, reached[0], median[0], p90[0])
 
 
@@ -179,7 +196,7 @@ def _step_results(
 
 
 def _with_breakdown(
-    units: Units, spec: FunnelSpec
+    units: Units, spec: FunnelSpec, scratch: Scratch | None = None
 ) -> tuple[list[StepResult], list[BreakdownResult]]:
     """All units' steps, and the units split by the breakdown value at their chain's step-1
     event: top N values by entered units, plus 'other'. One kernel call counts and times all of
@@ -199,7 +216,9 @@ def _with_breakdown(
     rest = len(top) if len(names) > len(top) else -1  # without 'other': units that never entered
     lut = np.array([bucket_of.get(str(v), rest) for v in labels], np.int64)
     times = np.ascontiguousarray(units.times.T)  # [steps, units]
-    reached, median, p90 = step_time_quantiles(units.levels, times, codes, lut, len(names))
+    reached, median, p90 = step_time_quantiles(
+        units.levels, times, codes, lut, len(names), scratch=scratch
+    )
     results = [
         _step_results(spec.steps, reached[i], median[i], p90[i]) for i in range(len(names) + 1)
     ]
@@ -217,11 +236,11 @@ def run_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> FunnelRe
 
     if spec.breakdown and is_segment_by(spec.breakdown):
         return any_funnel(store, spec)
-    units = funnel_units(store, spec, engine)
-    if spec.breakdown:
-        steps, breakdown = _with_breakdown(units, spec)
-    else:
-        steps, breakdown = summarize(units, spec.steps), []
+    with _units_in_use(store, spec, engine) as (units, scratch):
+        if spec.breakdown:
+            steps, breakdown = _with_breakdown(units, spec, scratch)
+        else:
+            steps, breakdown = summarize(units, spec.steps, scratch), []
     return FunnelResult(
         funnel=spec.name,
         funnel_zh=spec.name_zh,
@@ -238,6 +257,23 @@ def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
     """The funnel's units, from the columnar cache (``"cache"``; ``"auto"`` when the store has one
     and judges it worth using, see ``use_event_cache``) or from SQL rows (``"sql"``). Both give
     identical results; the tests check it."""
+    cached = _cache_store(store, engine)
+    if cached is not None:
+        from loudou.query.cached import cached_units
+
+        units = cached_units(cached, spec)
+        if units is not None:
+            return units
+        if engine == "cache":
+            raise ValueError(CANNOT_CACHE)
+    return compute_units(store.funnel_events(spec), spec)
+
+
+CANNOT_CACHE = "this funnel cannot run on the cache"
+
+
+def _cache_store(store: Store, engine: str) -> CachedStore | None:
+    """The store when the funnel should run on its cache (see :func:`funnel_units`), else None."""
     if engine not in ("auto", "cache", "sql"):
         raise ValueError(f"unknown engine {engine!r}")
     if engine == "cache" and not isinstance(store, CachedStore):
@@ -245,14 +281,28 @@ def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
     if isinstance(store, CachedStore) and (
         engine == "cache" or (engine == "auto" and store.use_event_cache())
     ):
-        from loudou.query.cached import cached_units
+        return store
+    return None
 
-        units = cached_units(store, spec)
-        if units is not None or engine == "cache":
-            if units is None:
-                raise ValueError("this funnel cannot run on the cache")
-            return units
-    return compute_units(store.funnel_events(spec), spec)
+
+@contextmanager
+def _units_in_use(
+    store: Store, spec: FunnelSpec, engine: str
+) -> Iterator[tuple[Units, Scratch | None]]:
+    """:func:`funnel_units` for summarising on the spot: from the cache, the units are views of
+    its reusable work buffers (valid inside the block only) and come with the query's scratch,
+    so a funnel on a large cache allocates no fresh arrays as long as its customers."""
+    cached = _cache_store(store, engine)
+    if cached is not None:
+        from loudou.query.cached import borrowed_units
+
+        with borrowed_units(cached, spec) as (units, scratch):
+            if units is not None:
+                yield units, scratch
+                return
+        if engine == "cache":
+            raise ValueError(CANNOT_CACHE)
+    yield compute_units(store.funnel_events(spec), spec), None
 
 
 def funnel_customers(store: Store, spec: FunnelSpec) -> pa.Table:

@@ -4,6 +4,8 @@ and SQL that never contains user text."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -243,3 +245,29 @@ def test_first_and_last_seen_grow_with_later_and_earlier_events():
         ("a", 60, 7200),
         ("b", 0, 0),
     ]
+
+
+def test_an_older_database_opened_for_reading_is_upgraded_first(tmp_path):
+    """After upgrading loudou, read commands (which open read-only) upgrade an older database
+    in a short read-write open instead of failing; while another process has it open (here: a
+    reader), the upgrade cannot run and the error says so."""
+    path = tmp_path / "old.duckdb"
+    database_at_version(path, 2, events_table({"a": [("view", 0), ("buy", 60)]}))
+    reader = loudou.connect(path, read_only=True)
+    assert reader.schema_version == SCHEMA_VERSION and reader.counts()["events"] == 2
+    with pytest.raises(Exception, match="read-only|read only|Cannot execute"):
+        reader.insert_events(events_table({"b": [("view", 1)]}))  # still a reader
+    reader.close()
+
+    held = tmp_path / "held.duckdb"
+    database_at_version(held, 2, events_table({"a": [("view", 0)]}))
+    code = f"import duckdb, time; c = duckdb.connect({str(held)!r}, read_only=True); print('ok', flush=True); time.sleep(30)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        with pytest.raises(StoreError, match="schema version 2 and needs the upgrade") as e:
+            loudou.connect(held, read_only=True)
+        assert e.value.field == "db"
+    finally:
+        holder.kill()
+        holder.wait()

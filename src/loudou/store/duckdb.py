@@ -281,14 +281,27 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
                 "db",
             )
         if version < SCHEMA_VERSION and self.read_only:
-            raise StoreError(
-                "database needs a schema upgrade; open it once without read-only", "db"
-            )
+            self._upgrade_then_read(version)
+            return
         for i in range(version, SCHEMA_VERSION):
             con.execute("BEGIN")
             MIGRATIONS[i](con)
             self.set_meta("schema_version", str(i + 1))
             con.execute("COMMIT")
+
+    def _upgrade_then_read(self, version: int) -> None:
+        """A database of an older loudou opened for reading (e.g. ``loudou funnel`` after an
+        upgrade): upgrade it in a short read-write open, then open it read-only again."""
+        self.con.close()
+        try:
+            DuckDBStore(self.path).close()
+        except StoreError as e:
+            raise StoreError(
+                f"the database has schema version {version} and needs the upgrade to "
+                f"{SCHEMA_VERSION}, which a write must do first: {e.message}",
+                "db",
+            ) from None
+        self.con = self._connect()
 
     @property
     def schema_version(self) -> int:

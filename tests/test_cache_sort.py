@@ -274,3 +274,26 @@ def test_building_the_cache_leaves_duckdbs_memory_limit_as_it_was(tmp_path):
     store._cache = None
     store.event_cache(["p"])
     assert limit() == custom != default
+
+
+def test_an_import_folds_its_rows_into_a_built_cache(tmp_path):
+    """With the cache built, each import write brings its rows into the cache itself (the next
+    funnel does no refresh), equal to a fresh build; a write of nothing new leaves it alone."""
+    store = loudou.connect(tmp_path / "x.duckdb")
+    store.insert_events(
+        table_of({"a": [("view", 0, "x", "s1")], "b": [("buy", 5, "y", "s2")]}, "f")
+    )
+    cache = store.event_cache(["p"])
+    assert cache.rows == 2
+    more = table_of({"a": [("buy", 3, "z", "s1")], "c": [("view", 1, "x", "s3")]}, "m")
+    store.insert_events(more)
+    assert store._cache is cache and cache.rows == 4 and cache.size == 4  # no funnel asked
+    store.insert_events(more)  # all repeats
+    assert cache.rows == 4
+    kept = by_customer(cache)
+    store.close()
+    fresh = loudou.connect(tmp_path / "x.duckdb", read_only=True)
+    try:
+        assert kept == by_customer(fresh.event_cache(["p"]))
+    finally:
+        fresh.close()

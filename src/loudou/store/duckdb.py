@@ -528,6 +528,13 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
         with self._writing_events():
             inserted = self._in_transaction({}, work)
+        if inserted and self._cache is not None:
+            # The funnel cache is kept up to date as events arrive: an import (its writes run in
+            # a background thread while the next rows are read) folds its rows in now, so the
+            # next funnel does not pay for it (~0.3 s per 1M rows at 100M events).
+            with self._cache_lock:
+                if self._cache is not None:
+                    self._refresh_cache(self._cache)
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:

@@ -64,7 +64,7 @@ def import_file(
     tz: str = "UTC",
     rejects_path: str | Path | None = None,
     batch_rows: int = 100_000,
-    write_rows: int = 1_000_000,
+    write_rows: int = 491_520,  # four DuckDB row groups
     progress: bool = False,
 ) -> ImportSummary:
     """Import ``path`` as ``kind`` ("events", "customers" or "spend") into ``store``.
@@ -87,8 +87,9 @@ def import_file(
     Files are read ``batch_rows`` at a time; good rows are written ``write_rows`` at a time (one
     transaction each), as each write has a fixed cost (a commit, the customers' first/last seen).
     One write runs in a background thread while the next rows are read and checked (both release
-    the GIL for most of their work), so memory holds at most about two writes' worth of rows.
-    """
+    the GIL for most of their work), so memory holds at most about two writes' worth of rows. The
+    last write has nothing to overlap with: half a million rows imported 2M events ~10% faster
+    than a million (and with 10% less memory); a quarter million was slower again."""
     source = Path(path)
     spec = _spec(kind)
     zone = resolve_tz(tz)

@@ -188,7 +188,10 @@ def _pass(
     # customer, which at millions of customers is more than the funnel itself.
     simple_rows = prop_tables.shape[0] == 0 and group_props.shape[0] == 0 and not keep_all
     one_unit = simple_rows and count_mode == COUNT_CUSTOMERS and pass_no == 1
-    plain_rows = simple_rows and bd_prop < 0 and t_lo <= -(2**62) and t_hi >= 2**62
+    no_range = t_lo <= -(2**62) and t_hi >= 2**62
+    plain_rows = simple_rows and bd_prop < 0 and no_range
+    bd_rows = simple_rows and bd_prop >= 0 and no_range
+    b_bd = b_props[bd_prop] if bd_prop >= 0 else b_props.ravel()[:0]  # the breakdown's codes
     first_bit = np.uint64(1)
     for c in range(c_lo, c_hi):
         if simple_rows and d_off[c] != d_off[c + 1]:
@@ -224,6 +227,13 @@ def _pass(
                     m = event_bits[b_code[idx]] & trait_mask
                     s_t[n] = b_ts[idx]
                     s_m[n] = m
+                    n += m != 0
+            elif bd_rows:  # a breakdown, no date range: one more array read, no branch
+                for idx in range(b_off[c], b_off[c + 1]):
+                    m = event_bits[b_code[idx]] & trait_mask
+                    s_t[n] = b_ts[idx]
+                    s_m[n] = m
+                    s_bd[n] = b_bd[idx]
                     n += m != 0
             else:
                 for idx in range(b_off[c], b_off[c + 1]):

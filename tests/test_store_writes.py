@@ -3,6 +3,7 @@ rolled-back writes, several stores and processes on one file, and the upgrade fr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -220,7 +221,7 @@ _OPS = st.lists(
             st.just("events"), st.lists(st.tuples(_CUSTOMER_IDS, st.integers(0, 500)), max_size=6)
         ),
         st.tuples(st.just("link"), st.tuples(_CUSTOMER_IDS, _CUSTOMER_IDS)),
-        st.tuples(st.just("traits"), _CUSTOMER_IDS),
+        st.tuples(st.just("traits"), st.tuples(_CUSTOMER_IDS, st.integers(0, 3))),
         st.tuples(st.just("fold"), st.none()),
         st.tuples(  # an import's write (MERGE into customers directly)
             st.just("import"), st.lists(st.tuples(_CUSTOMER_IDS, st.integers(0, 500)), max_size=4)
@@ -238,55 +239,71 @@ def test_first_and_last_seen_with_the_servers_seen_log_match_the_events(ops, fol
     customer's first/last seen = the min/max time of the events stored under it (brute force)."""
     import loudou.store.duckdb as duckdb_store
 
-    old, duckdb_store.FOLD_ROWS = duckdb_store.FOLD_ROWS, fold_rows
+    old = duckdb_store.FOLD_ROWS
     try:
-        store = DuckDBStore(":memory:")
-        no_traits = pa.table({"customer_id": [], "traits": []}, schema=CUSTOMER_SCHEMA)
-        for n, (op, arg) in enumerate(ops):
-            if op in ("events", "import"):
-                table = events_table({f"{c}": [("view", 60 * m)] for c, m in arg})
-                if len(arg) != len({c for c, _ in arg}):  # one customer many times
-                    table = events_table({"_": [("view", 60 * m) for _, m in arg]}).set_column(
-                        1, "customer_id", pa.array([c for c, _ in arg])
-                    )
-                table = table.set_column(
-                    0, "event_id", pa.array([f"{n}-{i}" for i in range(len(arg))])
-                )
-                if op == "events":
-                    store.collect(table, no_traits, [])
-                else:
-                    store.insert_events(table)
-            elif op == "link" and arg[0] != arg[1]:
-                store.collect(events_table({}), no_traits, [arg])
-            elif op == "traits":
-                traits = pa.table(
-                    {"customer_id": [arg], "traits": ['{"x": 1}']}, schema=CUSTOMER_SCHEMA
-                )
-                store.collect(events_table({}), traits, [])
-            elif op == "fold":
-                store.fold_seen()
+        duckdb_store.FOLD_ROWS = fold_rows
+        store = _replay(ops, fold_each=False)
+        duckdb_store.FOLD_ROWS = 10**9
+        folded = _replay(ops, fold_each=True)  # the logs folded after every operation
         expected = {
             r["customer_id"]: (r["f"], r["l"])
             for r in store.query(
                 "SELECT customer_id, min(ts) AS f, max(ts) AS l FROM events GROUP BY 1"
             ).to_pylist()
         }
-        customers = store.read_customers().to_pylist()
+        customers = store.read_customers(["x"]).to_pylist()
         got = {r["customer_id"]: (r["first_seen"], r["last_seen"]) for r in customers}
         assert {c: v for c, v in got.items() if v != (None, None)} == expected
         assert len(customers) == len(got) == store.counts()["customers"]  # one row per customer
-        for c, (first, last) in got.items():
-            detail = store.get_customer(c)
-            assert detail is not None and (detail["first_seen"], detail["last_seen"]) == (
-                first,
-                last,
+        # pending trait merges (traits_log) read as if folded, in order
+        assert customers == folded.read_customers(["x"]).to_pylist()
+        for row in customers:
+            detail = store.get_customer(row["customer_id"])
+            assert detail is not None
+            assert (detail["first_seen"], detail["last_seen"]) == (
+                row["first_seen"],
+                row["last_seen"],
             )
-        assert (
-            store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py()
-            < max(fold_rows, 1) + 6
-        )  # folded once past fold_rows (at most one batch over)
+            traits = detail["traits"]
+            traits = json.loads(traits) if isinstance(traits, str) else traits
+            assert traits.get("x") == (None if row["x"] is None else int(row["x"]))
+        logged = store.query(
+            "SELECT (SELECT count(*) FROM seen_log) + (SELECT count(*) FROM traits_log) AS n"
+        )
+        assert logged.column(0)[0].as_py() < fold_rows + 6  # folded past fold_rows
     finally:
         duckdb_store.FOLD_ROWS = old
+
+
+def _replay(ops: list, fold_each: bool) -> DuckDBStore:
+    store = DuckDBStore(":memory:")
+    no_traits = pa.table({"customer_id": [], "traits": []}, schema=CUSTOMER_SCHEMA)
+    for n, (op, arg) in enumerate(ops):
+        if op in ("events", "import"):
+            table = events_table({f"{c}": [("view", 60 * m)] for c, m in arg})
+            if len(arg) != len({c for c, _ in arg}):  # one customer many times
+                table = events_table({"_": [("view", 60 * m) for _, m in arg]}).set_column(
+                    1, "customer_id", pa.array([c for c, _ in arg])
+                )
+            table = table.set_column(0, "event_id", pa.array([f"{n}-{i}" for i in range(len(arg))]))
+            if op == "events":
+                store.collect(table, no_traits, [])
+            else:
+                store.insert_events(table)
+        elif op == "link" and arg[0] != arg[1]:
+            store.collect(events_table({}), no_traits, [arg])
+        elif op == "traits":
+            who, value = arg
+            traits = pa.table(
+                {"customer_id": [who, who], "traits": ['{"x": 9, "y": 1}', f'{{"x": {value}}}']},
+                schema=CUSTOMER_SCHEMA,
+            )
+            store.collect(events_table({}), traits, [])
+        elif op == "fold":
+            store.fold_seen()
+        if fold_each:
+            store.fold_seen()
+    return store
 
 
 def test_linking_moves_every_event_of_the_alias_within_its_seen_range():

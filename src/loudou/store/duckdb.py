@@ -159,8 +159,35 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    """``traits_log``: the collection server's trait merges (identify), appended in order and
+    folded into ``customers`` with ``seen_log`` (merging them into ``customers`` in every commit
+    scanned the whole table, as ``INSERT .. ON CONFLICT`` does). ``customers_seen`` merges the
+    pending traits over the stored ones, in order."""
+    con.execute(
+        """
+        CREATE TABLE traits_log (customer_id VARCHAR NOT NULL, traits JSON NOT NULL);
+        CREATE OR REPLACE VIEW customers_seen AS
+        SELECT coalesce(c.customer_id, p.customer_id, t.customer_id) AS customer_id,
+               CASE WHEN t.traits IS NULL THEN coalesce(c.traits, '{}'::JSON)
+                    ELSE json_merge_patch(coalesce(c.traits, '{}'::JSON), t.traits) END AS traits,
+               least(c.first_seen, p.first_seen) AS first_seen,
+               greatest(c.last_seen, p.last_seen) AS last_seen
+        FROM customers c
+        FULL JOIN (SELECT customer_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+                   FROM seen_log GROUP BY customer_id) p
+          ON c.customer_id = p.customer_id
+        FULL JOIN (SELECT customer_id,
+                          list_reduce(list(traits ORDER BY rowid),
+                                      lambda x, y: json_merge_patch(x, y)) AS traits
+                   FROM traits_log GROUP BY customer_id) t
+          ON coalesce(c.customer_id, p.customer_id) = t.customer_id;
+        """
+    )
+
+
 # Migrations in order; the schema version is the number applied. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -333,7 +360,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         Returns the row count of ``identities``."""
         ((keys, links, logged),) = self.con.execute(
             "SELECT (SELECT count(*) FROM event_keys), (SELECT count(*) FROM identities), "
-            "(SELECT count(*) FROM seen_log)"
+            "(SELECT count(*) FROM seen_log) + (SELECT count(*) FROM traits_log)"
         ).fetchall()
         self._keys.catch_up(int(keys), int(links), self._read_keys, self._key_at)
         self._seen_logged = int(logged)
@@ -452,18 +479,45 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             stored.saw([ids[i] for i in todo], [first[i] for i in todo], [last[i] for i in todo])
 
     def _fold_seen(self) -> None:
-        """``seen_log`` into ``customers``, inside the caller's transaction."""
-        self.con.execute(_MERGE_SEEN.format(source=_FOLD_SOURCE))
-        self.con.execute("DELETE FROM seen_log")
+        """``seen_log`` and ``traits_log`` into ``customers``, inside the caller's transaction."""
+        con = self.con
+        con.execute(_MERGE_SEEN.format(source=_FOLD_SOURCE))
+        con.execute("DELETE FROM seen_log")
+        con.execute(
+            """
+            INSERT INTO customers (customer_id, traits)
+            SELECT customer_id,
+                   list_reduce(list(traits ORDER BY rowid), lambda x, y: json_merge_patch(x, y))
+            FROM traits_log GROUP BY customer_id
+            ON CONFLICT (customer_id) DO UPDATE SET
+                traits = json_merge_patch(customers.traits, excluded.traits)
+            """
+        )
+        con.execute("DELETE FROM traits_log")
         self._seen_logged = 0
 
+    def log_traits(self, source: str) -> None:
+        """Append trait merges (``source``: customer_id, traits; in order) to ``traits_log``,
+        inside the caller's transaction; folded with ``seen_log``."""
+        con = self.con
+        logged = con.execute(
+            f"INSERT INTO traits_log SELECT customer_id, traits FROM {source}"  # noqa: S608
+        ).fetchall()
+        self._seen_logged += int(logged[0][0]) if logged else 0
+        if self._seen_logged >= FOLD_ROWS:
+            self._fold_seen()
+
+    def _fold_if_logged(self) -> None:
+        if self._scalar("SELECT (SELECT count(*) FROM seen_log) + (SELECT count(*) FROM traits_log)"):
+            self._fold_seen()
+
     def fold_seen(self) -> None:
-        """Fold ``seen_log`` into ``customers`` now (a server's writer does when idle)."""
+        """Fold ``seen_log`` and ``traits_log`` into ``customers`` now (a server's writer does
+        when idle)."""
         if self.read_only:
             return
         with self._transaction():
-            if self._scalar("SELECT count(*) FROM seen_log"):
-                self._fold_seen()
+            self._fold_if_logged()
 
     def _merge_traits(self, source: str, count_new: bool = True) -> int:
         """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for
@@ -542,7 +596,11 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         batch = batch.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
-        inserted = self._in_transaction({"_batch": batch}, lambda: self._merge_traits("_batch"))
+        def work() -> int:
+            self._fold_if_logged()  # the server's pending merges came first: keep the order
+            return self._merge_traits("_batch")
+
+        inserted = self._in_transaction({"_batch": batch}, work)
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     def insert_spend(self, batch: pa.Table) -> WriteResult:

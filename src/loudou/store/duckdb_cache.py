@@ -306,7 +306,7 @@ class CacheAbilities:
     def _cache_trait(self, cache: EventCache, name: str) -> tuple[list[str], np.ndarray]:
         b = SqlBuilder()
         table = self.con.sql(
-            f"SELECT customer_id, {b.trait_field(name)} AS v FROM customers c",  # noqa: S608
+            f"SELECT customer_id, {b.trait_field(name)} AS v FROM customers_seen c",  # noqa: S608
             params=b.params,
         ).to_arrow_table()
         codes, values = encode_values(table.column("v").combine_chunks())

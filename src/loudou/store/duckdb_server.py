@@ -81,6 +81,8 @@ class ServerAbilities:
     _registered: Callable[[str, pa.Table], AbstractContextManager[None]]
     _keys: StoredKeys
     _merge_traits: Callable[..., int]  # (source, count_new=True)
+    log_traits: Callable[[str], None]
+    _fold_seen: Callable[[], None]
     _cache: Any  # DuckDBStore's in-process event cache
     _writes: int
     _linked_aliases_: set[str] | None = None
@@ -158,7 +160,7 @@ class ServerAbilities:
                 resolved = self._resolved(events) if maybe else events
                 inserted = self._put_events(resolved, log_seen=True)
             if customers.num_rows:
-                self._merge_traits(_RESOLVED_TRAITS, count_new=False)
+                self.log_traits(_RESOLVED_TRAITS)
             return inserted
 
         relinked = self.relinked
@@ -210,6 +212,8 @@ class ServerAbilities:
         if not new:
             return 0
         self.relinked += len(new)
+        # The customer's own traits win over the alias's: both must be in customers first.
+        self._fold_seen()
         self._remember_aliases(list(new))
         self._keys.linked(list(new))
         table = pa.table(
@@ -320,11 +324,16 @@ class ServerAbilities:
         # seen_log (not yet folded into customers) by hand: a filter on the customers_seen
         # view would scan all customers instead of using the key's index
         rows = self.con.execute(
-            "SELECT coalesce(c.customer_id, l.customer_id), CAST(coalesce(c.traits, '{}') AS VARCHAR), "
+            "SELECT coalesce(c.customer_id, l.customer_id, t.customer_id), CAST(CASE WHEN "
+            "t.traits IS NULL THEN coalesce(c.traits, '{}') ELSE json_merge_patch(coalesce("
+            "c.traits, '{}'), t.traits) END AS VARCHAR), "
             "least(c.first_seen, l.first_seen), greatest(c.last_seen, l.last_seen) "
             "FROM (SELECT * FROM customers WHERE customer_id = $1) c FULL JOIN "
             "(SELECT $1 AS customer_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen "
-            " FROM seen_log WHERE customer_id = $1 HAVING count(*) > 0) l ON true",
+            " FROM seen_log WHERE customer_id = $1 HAVING count(*) > 0) l ON true FULL JOIN "
+            "(SELECT $1 AS customer_id, list_reduce(list(traits ORDER BY rowid), "
+            " lambda x, y: json_merge_patch(x, y)) AS traits "
+            " FROM traits_log WHERE customer_id = $1 HAVING count(*) > 0) t ON true",
             [customer_id],
         ).fetchall()
         if not rows:

@@ -161,7 +161,9 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
         prefilter = "e.event IN (" + ", ".join(b.bind(n) for n in names) + ")"
     where = f"{prefilter} AND {group_ok}"
     join = (
-        " LEFT JOIN customers c ON c.customer_id = e.customer_id" if needs_customers(spec) else ""
+        " LEFT JOIN customers_seen c ON c.customer_id = e.customer_id"
+        if needs_customers(spec)
+        else ""
     )
     inner = "SELECT " + ", ".join(select) + f" FROM events e{join} WHERE {where}"  # noqa: S608
     keep = "TRUE" if spec.mode == "strict_order" else "mask <> 0"

@@ -508,7 +508,9 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             self._fold_seen()
 
     def _fold_if_logged(self) -> None:
-        if self._scalar("SELECT (SELECT count(*) FROM seen_log) + (SELECT count(*) FROM traits_log)"):
+        if self._scalar(
+            "SELECT (SELECT count(*) FROM seen_log) + (SELECT count(*) FROM traits_log)"
+        ):
             self._fold_seen()
 
     def fold_seen(self) -> None:
@@ -519,18 +521,14 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         with self._transaction():
             self._fold_if_logged()
 
-    def _merge_traits(self, source: str, count_new: bool = True) -> int:
+    def _merge_traits(self, source: str) -> int:
         """Merge traits from ``source`` (CUSTOMER_SCHEMA) inside the caller's transaction; rows for
-        one customer are merged in order, then into the store. Returns customers new to the store
-        (0 unless ``count_new``: counting scans all customers, which the server's commits skip)."""
+        one customer are merged in order, then into the store. Returns customers new to the store.
+        (The server logs its merges instead: ``log_traits``.)"""
         con = self.con
-        new = (
-            self._scalar(
-                f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
-                "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
-            )
-            if count_new
-            else 0
+        new = self._scalar(
+            f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
+            "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
         )
         con.execute(
             f"""
@@ -596,6 +594,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         batch = batch.select(CUSTOMER_SCHEMA.names).cast(CUSTOMER_SCHEMA)
         if batch.num_rows == 0:
             return WriteResult()
+
         def work() -> int:
             self._fold_if_logged()  # the server's pending merges came first: keep the order
             return self._merge_traits("_batch")

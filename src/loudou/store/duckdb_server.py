@@ -80,7 +80,6 @@ class ServerAbilities:
     _catch_up: Callable[[], int]
     _registered: Callable[[str, pa.Table], AbstractContextManager[None]]
     _keys: StoredKeys
-    _merge_traits: Callable[..., int]  # (source, count_new=True)
     log_traits: Callable[[str], None]
     _fold_seen: Callable[[], None]
     _cache: Any  # DuckDBStore's in-process event cache

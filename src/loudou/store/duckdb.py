@@ -161,8 +161,8 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
 
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
     """``traits_log``: the collection server's trait merges (identify), appended in order and
-    folded into ``customers`` with ``seen_log`` (merging them into ``customers`` in every commit
-    scanned the whole table, as ``INSERT .. ON CONFLICT`` does). ``customers_seen`` merges the
+    folded into ``customers`` with ``seen_log`` (``INSERT .. ON CONFLICT`` into ``customers`` in
+    every commit cost ~0.2 ms per merged customer at 1M customers). ``customers_seen`` merges the
     pending traits over the stored ones, in order."""
     con.execute(
         """

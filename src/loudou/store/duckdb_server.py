@@ -320,8 +320,8 @@ class ServerAbilities:
 
     # -- paged reads ------------------------------------------------------------------------------
     def get_customer(self, customer_id: str) -> dict[str, object] | None:
-        # seen_log (not yet folded into customers) by hand: a filter on the customers_seen
-        # view would scan all customers instead of using the key's index
+        # seen_log and traits_log (not yet folded into customers) by hand: a filter on the
+        # customers_seen view would scan all customers instead of using the key's index
         rows = self.con.execute(
             "SELECT coalesce(c.customer_id, l.customer_id, t.customer_id), CAST(CASE WHEN "
             "t.traits IS NULL THEN coalesce(c.traits, '{}') ELSE json_merge_patch(coalesce("

@@ -8,8 +8,6 @@ with the same meaning as the SQL builder (loudou.store.duckdb_sql.SqlBuilder.con
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,7 +25,7 @@ from loudou.kernels.cached import (
     cached_funnel,
     max_events,
 )
-from loudou.kernels.scratch import Scratch, ScratchPool
+from loudou.kernels.scratch import Scratch
 from loudou.model.spec import Condition, FunnelSpec
 from loudou.store.base import CachedStore
 from loudou.store.cache import EventCache
@@ -116,34 +114,15 @@ def _micros(d: datetime) -> int:
     return int(round(d.timestamp() * 1_000_000))
 
 
-_POOLS: dict[int, ScratchPool] = {}  # id(cache) -> its work buffers, dropped with the cache
-_POOLS_LOCK = threading.Lock()
 NO_TRAIT_CODES = np.zeros(0, np.int32)
-
-
-def _pool(cache: EventCache) -> ScratchPool:
-    """The cache's pool of work buffers: they live as long as the cache and grow with it."""
-    key = id(cache)
-    with _POOLS_LOCK:
-        pool = _POOLS.get(key)
-        if pool is None:
-            pool = _POOLS[key] = ScratchPool()
-            weakref.finalize(cache, _POOLS.pop, key, None)
-        return pool
-
-
-def cached_units(store: CachedStore, spec: FunnelSpec) -> Units | None:
-    """Units for the spec from the store's cache, or None when the cache cannot express it.
-    The arrays are the caller's own (see :func:`borrowed_units` to summarise without copies)."""
-    with borrowed_units(store, spec) as (units, _):
-        return None if units is None else units.copy()
 
 
 @contextmanager
 def borrowed_units(store: CachedStore, spec: FunnelSpec) -> Iterator[tuple[Units | None, Scratch]]:
-    """Like :func:`cached_units`, but the units' arrays are views of the cache's reusable work
-    buffers, valid only inside the block; the scratch yielded with them is this query's alone,
-    for more work arrays (e.g. ``step_time_quantiles``)."""
+    """Units for the spec from the store's cache (None when the cache cannot express it). Their
+    arrays are views of the cache's reusable work buffers, valid only inside the block; the
+    scratch yielded with them is this query's alone, for more work arrays (e.g.
+    ``step_time_quantiles``)."""
     from loudou.query.funnel import Units
 
     props: list[str] = []
@@ -168,7 +147,7 @@ def borrowed_units(store: CachedStore, spec: FunnelSpec) -> Iterator[tuple[Units
         if bd_trait_name:
             traits.append(bd_trait_name)
     cache = store.event_cache(list(dict.fromkeys(props)), list(dict.fromkeys(traits)))
-    with _pool(cache).borrow() as scratch:
+    with cache.scratch.borrow() as scratch:
         yield _run(cache, spec, group, bd_prop_name, bd_trait_name, Units, scratch), scratch
 
 

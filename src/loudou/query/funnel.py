@@ -257,19 +257,8 @@ def funnel_units(store: Store, spec: FunnelSpec, engine: str = "auto") -> Units:
     """The funnel's units, from the columnar cache (``"cache"``; ``"auto"`` when the store has one
     and judges it worth using, see ``use_event_cache``) or from SQL rows (``"sql"``). Both give
     identical results; the tests check it."""
-    cached = _cache_store(store, engine)
-    if cached is not None:
-        from loudou.query.cached import cached_units
-
-        units = cached_units(cached, spec)
-        if units is not None:
-            return units
-        if engine == "cache":
-            raise ValueError(CANNOT_CACHE)
-    return compute_units(store.funnel_events(spec), spec)
-
-
-CANNOT_CACHE = "this funnel cannot run on the cache"
+    with _units_in_use(store, spec, engine) as (units, scratch):
+        return units if scratch is None else units.copy()  # borrowed: the caller's own arrays
 
 
 def _cache_store(store: Store, engine: str) -> CachedStore | None:
@@ -301,7 +290,7 @@ def _units_in_use(
                 yield units, scratch
                 return
         if engine == "cache":
-            raise ValueError(CANNOT_CACHE)
+            raise ValueError("this funnel cannot run on the cache")
     yield compute_units(store.funnel_events(spec), spec), None
 
 

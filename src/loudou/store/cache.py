@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.kernels.cache_sort import find_sorted, layout, merge, strictly_sorted, string_buffers
+from loudou.kernels.scratch import ScratchPool
 
 COMPACT_FRACTION = 0.05  # merge the delta into the base when it holds more than this share
 
@@ -76,6 +77,8 @@ class EventCache:
     prop_values: list[list[str]] = field(default_factory=list)
     traits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     compact_fraction: float = COMPACT_FRACTION
+    # queries' work buffers: they live as long as the cache and grow with it
+    scratch: ScratchPool = field(default_factory=ScratchPool, repr=False)
     _sorted_customers: int = field(default=-1, repr=False)  # the build's: codes below this
     _added: dict[str, int] = field(default_factory=dict, repr=False)  # id -> code, since then
     _event_index: dict[str, int] = field(default_factory=dict, repr=False)

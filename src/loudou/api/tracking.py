@@ -36,10 +36,7 @@ from loudou.ingest.segment import (
 log = logging.getLogger("loudou.tracking")
 router = APIRouter(tags=["tracking"])
 _WRITERS = ("write", "admin")
-_PATHS = {f"/v1/{kind}": kind for kind in MESSAGE_TYPES} | {
-    "/v1/batch": "batch",
-    "/v1/import": "batch",
-}
+_PATHS: dict[str, str] = {}  # path -> message kind, filled where the routes are declared
 
 
 async def read_body(request: Request, limit: int) -> bytes | Problem:
@@ -118,6 +115,7 @@ def _body_schema(model: Any) -> dict[str, Any]:
 
 
 for _kind, _model in MESSAGE_TYPES.items():
+    _PATHS[f"/v1/{_kind}"] = _kind
     router.add_api_route(
         f"/v1/{_kind}",
         _endpoint(_kind),
@@ -126,6 +124,7 @@ for _kind, _model in MESSAGE_TYPES.items():
         openapi_extra=_body_schema(_model),
     )
 for _path in ("/v1/batch", "/v1/import"):
+    _PATHS[_path] = "batch"
     router.add_api_route(
         _path,
         _endpoint("batch"),

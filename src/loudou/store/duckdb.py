@@ -469,9 +469,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         seen = seen.select(["customer_id", "ts_min", "ts_max"])
         if small and log_seen:
             self.con.from_arrow(seen).insert_into("seen_log")
-            self._seen_logged += seen.num_rows
-            if self._seen_logged >= FOLD_ROWS:
-                self._fold_seen()
+            self._logged(seen.num_rows)
         else:
             with self._registered("_seen", seen):
                 self.con.execute(_MERGE_SEEN.format(source="_seen"))
@@ -503,7 +501,11 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         logged = con.execute(
             f"INSERT INTO traits_log SELECT customer_id, traits FROM {source}"  # noqa: S608
         ).fetchall()
-        self._seen_logged += int(logged[0][0]) if logged else 0
+        self._logged(int(logged[0][0]) if logged else 0)
+
+    def _logged(self, rows: int) -> None:
+        """``rows`` more were appended to the logs: fold them past ``FOLD_ROWS``."""
+        self._seen_logged += rows
         if self._seen_logged >= FOLD_ROWS:
             self._fold_seen()
 

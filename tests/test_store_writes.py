@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 import loudou
 from loudou.errors import StoreError
 from loudou.store.base import CUSTOMER_SCHEMA
-from loudou.store.duckdb import SCHEMA_VERSION, DuckDBStore
-from loudou.store.keyset import StoredKeys
+from loudou.store.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
+from loudou.store.keyset import StoredKeys, event_keys
 
 from journeys import database_at_version, events_table
 
@@ -70,6 +70,63 @@ def test_a_rolled_back_write_leaves_the_key_set_as_it_was(tmp_path):
     fixed = store.insert_events(_batch(["b", "c", "d"]))
     assert (fixed.inserted, fixed.duplicates) == (2, 1)
     assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
+
+
+def test_keys_hashed_by_the_caller_store_the_same_as_keys_hashed_by_the_store():
+    """An import hashes ids in its reading thread and passes the keys along; they must be the
+    keys of that very batch."""
+    batch = _batch(["a", "b", "a", "c"])
+    store = DuckDBStore(":memory:")
+    first = store.insert_events(batch, event_keys(batch.column("event_id")))
+    assert (first.inserted, first.duplicates) == (3, 1)
+    assert _stored_ids(store) == ["a", "b", "c"] and _keys_match_events(store)
+    again = _batch(["c", "d"])
+    assert store.insert_events(again, event_keys(again.column("event_id"))).inserted == 1
+    other = _batch(["x"])
+    with pytest.raises(ValueError, match="1 event keys for 2 events"):
+        store.insert_events(_batch(["e", "f"]), event_keys(other.column("event_id")))
+    assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
+
+
+def test_whole_row_groups_reach_duckdb_as_they_are_and_others_are_rechunked():
+    rows = 2 * _ROW_GROUP + 5
+    table = pa.table({"a": pa.array(range(rows)), "b": pa.array([str(i) for i in range(rows)])})
+    aligned = pa.Table.from_batches(table.to_batches(max_chunksize=_ROW_GROUP))
+    assert _row_group_chunks(aligned) is aligned
+    uneven = pa.Table.from_batches(table.to_batches(max_chunksize=1000))
+    chunks = _row_group_chunks(uneven)
+    assert [len(c) for c in chunks.column("b").chunks] == [_ROW_GROUP, _ROW_GROUP, 5]
+    assert chunks.equals(table)
+    mixed = pa.table({"a": aligned.column("a"), "b": uneven.column("b")})  # columns chunked apart
+    assert [len(c) for c in _row_group_chunks(mixed).column("a").chunks] == [
+        _ROW_GROUP,
+        _ROW_GROUP,
+        5,
+    ]
+
+
+def test_a_new_store_keeps_ids_with_zstd_and_an_upgraded_one_keeps_its_events(tmp_path):
+    """Migration 7 rebuilds an empty events table only (see ``_v7``)."""
+
+    def layout(store: DuckDBStore) -> str:
+        return store.query("SELECT sql FROM duckdb_tables() WHERE table_name = 'events'")["sql"][
+            0
+        ].as_py()
+
+    new = DuckDBStore(str(tmp_path / "new.duckdb"))
+    new.insert_events(_batch([f"e{i}" for i in range(3000)]))
+    new.con.execute("CHECKPOINT")
+    assert layout(new).count("USING COMPRESSION ZSTD") == 3
+    used = new.query(
+        "SELECT DISTINCT column_name, compression FROM pragma_storage_info('events') "
+        "WHERE column_name IN ('event_id', 'customer_id', 'session_id') AND segment_type = 'VARCHAR'"
+    ).to_pylist()
+    assert {r["compression"] for r in used} == {"ZSTD"} and len(used) == 3
+    old_path = tmp_path / "old.duckdb"
+    database_at_version(old_path, 2, _batch(["a", "b"]))
+    old = DuckDBStore(str(old_path))
+    assert old.schema_version == SCHEMA_VERSION and "COMPRESSION" not in layout(old)
+    assert _stored_ids(old) == ["a", "b"]
 
 
 def test_missing_event_ids_are_refused_naming_the_field():

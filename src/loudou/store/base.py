@@ -16,6 +16,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from loudou.model.spec import FunnelSpec
     from loudou.store.cache import EventCache
+    from loudou.store.keyset import KeyBatch
 
 # Columns of the events table (DESIGN §3). `properties` is JSON text; promoted columns are pulled out
 # of the properties because they pay for themselves (sessions, attribution, revenue).
@@ -85,8 +86,10 @@ class Store(Protocol):
 
     path: str
 
-    def insert_events(self, batch: pa.Table) -> WriteResult:
-        """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped."""
+    def insert_events(self, batch: pa.Table, keys: KeyBatch | None = None) -> WriteResult:
+        """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped.
+        ``keys``: the batch's event keys (``store.keyset.event_keys``) if the caller has them (an
+        import hashes the ids in its reading thread, while its previous write runs)."""
         ...
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:

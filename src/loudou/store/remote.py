@@ -18,6 +18,7 @@ import pyarrow as pa
 from loudou.errors import LoudouError, SpecError, StoreError
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import WriteResult
+from loudou.store.keyset import KeyBatch
 
 _ERRORS: dict[str, type[LoudouError]] = {"invalid_spec": SpecError, "store_error": StoreError}
 
@@ -61,8 +62,8 @@ class RemoteStore:
         data = self._call(op, table=batch).json()
         return WriteResult(data["inserted"], data["duplicates"])
 
-    def insert_events(self, batch: pa.Table) -> WriteResult:
-        return self._write("insert_events", batch)
+    def insert_events(self, batch: pa.Table, keys: KeyBatch | None = None) -> WriteResult:
+        return self._write("insert_events", batch)  # the server hashes the ids itself
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:
         return self._write("upsert_customers", batch)

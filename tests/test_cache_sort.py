@@ -297,3 +297,49 @@ def test_an_import_folds_its_rows_into_a_built_cache(tmp_path):
         assert kept == by_customer(fresh.event_cache(["p"]))
     finally:
         fresh.close()
+
+
+_EMPTY_TRAITS = pa.table(
+    {"customer_id": pa.array([], pa.string()), "traits": pa.array([], pa.string())}
+)
+customer_st = st.sampled_from([f"k{i}" for i in range(8)] + ["u1", "u2"])
+step_st = st.one_of(
+    st.tuples(st.just("append"), journeys_st),
+    st.tuples(st.just("link"), st.lists(st.tuples(customer_st, customer_st), max_size=3)),
+    st.tuples(st.just("funnel"), st.none()),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=journeys_st,
+    steps=st.lists(step_st, min_size=1, max_size=6),
+    compact=st.sampled_from([0.0, 0.5, float("inf")]),
+    on_disk=st.booleans(),
+)
+def test_cache_after_identity_links_equals_a_fresh_build(
+    tmp_path_factory, first, steps, compact, on_disk
+):
+    """Identity links re-key stored events: the cache re-reads the customers they touched
+    (instead of being dropped) and must then hold exactly what a fresh build holds, through any
+    mix of appends, links (chains, repeats, links to new or unknown ids) and compactions."""
+    path = tmp_path_factory.mktemp("links") / "x.duckdb" if on_disk else ":memory:"
+    store = loudou.connect(path)
+    store.collect(table_of(first, "first"), _EMPTY_TRAITS, [])  # type: ignore[attr-defined]
+    cache = store.event_cache(["p"])
+    cache.compact_fraction = compact
+    for i, (kind, arg) in enumerate(steps):
+        if kind == "append":
+            store.collect(table_of(arg, f"more{i}"), _EMPTY_TRAITS, [])  # type: ignore[attr-defined]
+        elif kind == "link":
+            store.collect(table_of({}, "none"), _EMPTY_TRAITS, arg)  # type: ignore[attr-defined]
+        else:
+            assert store.event_cache() is cache
+    assert store.event_cache(["session_id"]) is cache  # never rebuilt
+    assert cache.size == store.counts()["events"]
+    kept = {k: v for k, v in by_customer(cache).items() if v}
+    fresh_store = loudou.connect(":memory:")
+    rows = store.query("SELECT * FROM events ORDER BY rowid")
+    fresh_store.insert_events(rows)
+    fresh = {k: v for k, v in by_customer(fresh_store.event_cache(["p", "session_id"])).items()}
+    assert kept == fresh

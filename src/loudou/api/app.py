@@ -35,7 +35,7 @@ class ServerState:
     db: str
     writer: GroupWriter
     ring: KeyRing
-    readers: queue.Queue[tuple[Any, int, int]] = field(default_factory=queue.Queue)
+    readers: queue.Queue[tuple[Any, int]] = field(default_factory=queue.Queue)
     parsers: ParserPool = field(default_factory=lambda: ParserPool(0))
     local_key: ApiKey | None = None  # the admin token in <db>.server.json, for local CLI use
 
@@ -43,16 +43,15 @@ class ServerState:
     def reader(self) -> Iterator[Any]:
         """A read connection of its own for the duration of one request, told about commits
         made since it was last used (so in-process caches stay right)."""
-        store, commits, relinked = self.readers.get()
-        now_commits = self.writer.commits  # read before relinked: the writer sets it after
-        now_relinked = self.writer.relinked
-        if commits != now_commits:
-            store.external_write(rewritten=relinked != now_relinked)
-            commits, relinked = now_commits, now_relinked
+        store, commits = self.readers.get()
+        now = self.writer.commits
+        if commits != now:
+            store.external_write()
+            commits = now
         try:
             yield store
         finally:
-            self.readers.put((store, commits, relinked))
+            self.readers.put((store, commits))
 
 
 def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
@@ -73,7 +72,7 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
         await state.parsers.start()
         ring.add(state.local_key)  # type: ignore[arg-type]
         for _ in range(READERS):
-            state.readers.put((store.reader(), 0, 0))
+            state.readers.put((store.reader(), 0))
         app.state.loudou = state
         if url is not None and path != ":memory:":
             write_info(path, ServerInfo(url, os.getpid(), token))

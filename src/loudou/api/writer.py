@@ -95,7 +95,6 @@ class GroupWriter:
         self.incoming = 0  # requests being read or parsed, soon to be written (event loop's count)
         self.commits = 0  # transactions so far, for tests and /v1/health
         self.rows = 0
-        self.relinked = 0  # aliases linked: earlier rows were re-keyed
         self.checkpoints = 0  # run by this writer (idle or past max_wal)
         self._unsaved = False  # committed since the last checkpoint
         self._ckpt: WriterStore | None = store if isinstance(store, WriterStore) else None
@@ -222,7 +221,6 @@ class GroupWriter:
         except Exception as e:  # the server stays up; these requests get a 503 and may retry
             log.exception("commit of %d requests failed", len(group))
             return e
-        self.relinked = self.store.relinked
         self.commits += 1
         self.rows += result.inserted
         self._unsaved = True

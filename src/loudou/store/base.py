@@ -182,13 +182,11 @@ class Collector(Protocol):
         merge traits, both with ids resolved through the links. Durable when it returns."""
         ...
 
-    relinked: int  # aliases linked so far; their earlier rows were rewritten
-
     def reader(self) -> Store:
         """Another connection to the same database in this process, for reads while writing."""
         ...
 
-    def external_write(self, rewritten: bool) -> None:
+    def external_write(self) -> None:
         """Called on a reader after another connection committed, so caches can be refreshed."""
         ...
 

@@ -48,6 +48,27 @@ def empty_segment(customers: int, n_props: int) -> Segment:
     )
 
 
+def _spliced(seg: Segment, affected: np.ndarray, part: Segment) -> Segment:
+    """``seg`` with the ranges of the ``affected`` customers (sorted codes) taken from ``part``."""
+    counts = np.diff(seg.off)
+    counts[affected] = np.diff(part.off)[affected]
+    off = np.zeros_like(seg.off)
+    np.cumsum(counts, out=off[1:])
+    pieces: list[tuple[Segment, int, int]] = []
+    after = 0  # first customer not yet copied
+    for k in affected.tolist():
+        pieces.append((seg, int(seg.off[after]), int(seg.off[k])))
+        pieces.append((part, int(part.off[k]), int(part.off[k + 1])))
+        after = k + 1
+    pieces.append((seg, int(seg.off[after]), int(seg.off[-1])))
+    return Segment(
+        off,
+        np.concatenate([s.ts[a:b] for s, a, b in pieces]),
+        np.concatenate([s.code[a:b] for s, a, b in pieces]),
+        np.concatenate([s.props[:, a:b] for s, a, b in pieces], axis=1),
+    )
+
+
 def encode_values(
     values: pa.Array, dictionary: list[str] | None = None
 ) -> tuple[np.ndarray, list[str]]:
@@ -73,6 +94,7 @@ class EventCache:
     watermark: int  # next events.rowid not yet in the cache
     delta_from: int  # rows with ids below this sit in the base, the others in the delta
     rows: int = 0  # events in the cache (the table's row count when last brought up to date)
+    links: int = 0  # identity links (rows of the identities table) whose re-keying it holds
     prop_names: list[str] = field(default_factory=list)
     prop_values: list[list[str]] = field(default_factory=list)
     traits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
@@ -177,6 +199,15 @@ class EventCache:
             missing = len(self.customers) + 1 - seg.off.shape[0]
             if missing > 0:
                 seg.off = np.concatenate([seg.off, np.full(missing, seg.off[-1], np.int64)])
+
+    def replace_customers(self, affected: np.ndarray, base: Segment, delta: Segment) -> None:
+        """Put the rows in ``base`` and ``delta`` (laid out over every customer, holding rows of
+        the ``affected`` customers only) in place of those customers' rows: an identity link
+        re-keyed their events. One copy of each array, instead of a rebuild (a rebuild of
+        100M events takes ~30 s)."""
+        self._grow_base_offsets()
+        self.base = _spliced(self.base, affected, base)
+        self.delta = _spliced(self.delta, affected, delta)
 
     def compact(self) -> None:
         """Merge the delta into the base in one linear pass per customer."""

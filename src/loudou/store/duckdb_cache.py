@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.kernels.cache_sort import Fill, HashCodes, strictly_sorted, string_buffers
+from loudou.kernels.cache_sort import Fill, HashCodes, layout, strictly_sorted, string_buffers
 from loudou.store.cache import EventCache, Segment, empty_segment, encode_values
 from loudou.store.duckdb_sql import SqlBuilder
 
@@ -85,10 +85,12 @@ class CacheAbilities:
             if self._cache is None:
                 self._cache = self._build_cache()
             cache = self._cache
+            # rows first, then new properties: a property is read for the rows as they stand
+            self._follow_links(cache)
+            self._refresh_cache(cache)
             for name in properties:
                 if name not in cache.prop_names:
                     self._cache_property(cache, name)
-            self._refresh_cache(cache)
             if self._traits_version != self._writes:
                 cache.traits.clear()
                 self._traits_version = self._writes
@@ -110,6 +112,7 @@ class CacheAbilities:
             watermark = int(
                 con.sql("SELECT coalesce(max(rowid), -1) + 1 FROM events").fetchall()[0][0]
             )
+            links = self._count("identities")
             ids = customers.column(0).combine_chunks().cast(pa.string())
             counts = customers.column(1).to_numpy()
             del customers
@@ -138,6 +141,7 @@ class CacheAbilities:
             watermark,
             watermark,
             rows=n,
+            links=links,
         )
         self._release_memory()
         return cache
@@ -215,8 +219,7 @@ class CacheAbilities:
 
         Events are never deleted, so an unchanged row count (cheap: table metadata) means
         there is nothing new to read. The new rows' distinct customer ids and event names are
-        looked up in the cache's dictionaries (new ones added); DuckDB then joins the rows with
-        those small tables and hands over integer codes instead of a string per row."""
+        looked up in the cache's dictionaries (new ones added)."""
         con = self.con
         if self._count("events") == cache.rows:
             return
@@ -229,30 +232,96 @@ class CacheAbilities:
                     "SELECT DISTINCT event FROM events WHERE rowid >= $1",
                 )
             )
-            b = SqlBuilder()
-            b.bind(cache.watermark)  # $1
-            props = [f"CAST({b.event_field(p)} AS VARCHAR)" for p in cache.prop_names]
-            extra = "".join(f", {e} AS p{i}" for i, e in enumerate(props))
-            customers = _codes_table("customer_id", ids, cache.customer_codes(ids))
-            events = _codes_table("event", names, cache.event_codes(names))
-            with (
-                self._registered("_cache_customers", customers),
-                self._registered("_cache_events", events),
-            ):
-                table = con.sql(
-                    f"SELECT c.c, epoch_us(e.ts) AS t, v.c, e.rowid AS r{extra} FROM events e "  # noqa: S608
-                    "JOIN _cache_customers c ON c.customer_id = e.customer_id "
-                    "JOIN _cache_events v ON v.event = e.event WHERE e.rowid >= $1",
-                    params=b.params,
-                ).to_arrow_table()
+            coded = self._coded_rows(cache, ids, names, "e.rowid >= $1", [cache.watermark])
         cache.rows = rows
-        if table.num_rows == 0:
+        if coded is not None:
+            cache.append(*coded)
+
+    def _follow_links(self, cache: EventCache) -> None:
+        """Identity links re-key events (their alias's rows move to the customer): re-read the
+        rows the cache holds (ids below its watermark) of each alias linked since the cache last
+        looked and of its customer, and put them in place. ``identities`` only grows (rows are
+        never deleted, and their row ids stay), so its row count says whether there is
+        anything to do, and its rows from that count on are the new links. Their customers'
+        first/last seen bound the rows' times, so DuckDB reads only the row groups whose times
+        overlap (as the re-keying itself does)."""
+        links = self._count("identities")
+        if links == cache.links:
             return
+        con = self.con
+        with self._transaction():  # the links and the rows from one snapshot
+            links = self._count("identities")
+            pairs = con.sql(
+                "SELECT alias_id AS id FROM identities WHERE rowid >= $1 "
+                "UNION SELECT customer_id FROM identities WHERE rowid >= $1",
+                params=[cache.links],
+            ).to_arrow_table()
+            ids = pairs.column(0).combine_chunks()
+            affected = np.unique(cache.customer_codes(ids))
+            with self._registered("_cache_linked", pa.table({"customer_id": ids})):
+                first, last, unknown = con.sql(
+                    "SELECT min(first_seen), max(last_seen), count(*) FILTER (WHERE first_seen "
+                    "IS NULL OR last_seen IS NULL) FROM customers_seen "
+                    "WHERE customer_id IN (SELECT customer_id FROM _cache_linked)"
+                ).fetchall()[0]
+                where = "e.rowid < $1 AND e.customer_id IN (SELECT customer_id FROM _cache_linked)"
+                params: list[object] = [cache.watermark]
+                if first is not None and not unknown:
+                    where += " AND e.ts BETWEEN $2 AND $3"
+                    params += [first, last]
+                coded = self._coded_rows(
+                    cache, ids, pa.array(cache.events, pa.string()), where, params
+                )
+        cache.links = links
+        n_cust, n_props = len(cache.customers), len(cache.prop_names)
+        if coded is None:  # every row of these customers left (or none was cached)
+            parts = [empty_segment(n_cust, n_props), empty_segment(n_cust, n_props)]
+        else:
+            cust, t, code, r, props = coded
+            vals = np.vstack([code[None, :], props])
+            parts = []
+            for sel in (r < cache.delta_from, r >= cache.delta_from):
+                off, ts, v = layout(n_cust, cust[sel], r[sel], t[sel], vals[:, sel])
+                parts.append(Segment(off, ts, v[0], v[1:]))
+        cache.replace_customers(affected, *parts)
+
+    def _coded_rows(
+        self,
+        cache: EventCache,
+        ids: pa.Array,
+        names: pa.Array,
+        where: str,
+        params: Sequence[object],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The rows matching ``where`` (on ``e``, with ``params`` as $1, $2..) as (customer code, time,
+        event code, row id, cached properties' codes [properties, rows]), or None if there are
+        none. ``ids`` and ``names`` hold (at least) the rows' customer ids and event names:
+        looked up in the cache's dictionaries (new ones added), DuckDB joins the rows with
+        those small tables and hands over integer codes instead of a string per row."""
+        b = SqlBuilder()
+        for value in params:  # $1, $2.. in order
+            b.bind(value)
+        props = [f"CAST({b.event_field(p)} AS VARCHAR)" for p in cache.prop_names]
+        extra = "".join(f", {e} AS p{i}" for i, e in enumerate(props))
+        customers = _codes_table("customer_id", ids, cache.customer_codes(ids))
+        events = _codes_table("event", names, cache.event_codes(names))
+        with (
+            self._registered("_cache_customers", customers),
+            self._registered("_cache_events", events),
+        ):
+            table = self.con.sql(
+                f"SELECT c.c, epoch_us(e.ts) AS t, v.c, e.rowid AS r{extra} FROM events e "  # noqa: S608
+                "JOIN _cache_customers c ON c.customer_id = e.customer_id "
+                f"JOIN _cache_events v ON v.event = e.event WHERE {where}",
+                params=b.params,
+            ).to_arrow_table()
+        if table.num_rows == 0:
+            return None
         cust, t, code, r = (table.column(i).to_numpy() for i in range(4))
         codes = np.zeros((len(props), table.num_rows), np.int32)
         for i in range(len(props)):
             codes[i] = cache.extend_property(i, table.column(f"p{i}").combine_chunks())
-        cache.append(cust, t, code, r, codes)
+        return cust, t, code, r, codes
 
     def _cache_property(self, cache: EventCache, name: str) -> None:
         """Dictionary-encode one event property for every cached row. The cache keeps no row

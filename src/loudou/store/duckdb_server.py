@@ -87,7 +87,6 @@ class ServerAbilities:
     _linked_aliases_: set[str] | None = None
     _all_aliases_: set[str] | None = None  # every alias in identities (see _ALL_ALIASES_LIMIT)
     _aliases_count: int = -1  # rows of identities that _all_aliases_ reflects
-    relinked: int = 0  # aliases this connection linked (their rows were rewritten, not appended)
 
     # -- keys -----------------------------------------------------------------------------------
     def add_key(self, key: ApiKey) -> None:
@@ -162,13 +161,12 @@ class ServerAbilities:
                 self.log_traits(_RESOLVED_TRAITS)
             return inserted
 
-        relinked = self.relinked
         tables = {}
         if customers.num_rows:  # registering a table costs about as much as a small insert
             tables["_traits"] = customers
         with self._writing_events():
             inserted = self._in_transaction(tables, work)
-        self.external_write(rewritten=self.relinked != relinked)  # this store's own cache too
+        self.external_write()  # this store's own cached traits too
         return WriteResult(inserted=inserted, duplicates=events.num_rows - inserted)
 
     def _resolved(self, events: pa.Table) -> pa.Table:
@@ -227,8 +225,7 @@ class ServerAbilities:
                 "UPDATE identities SET customer_id = n.customer_id FROM _new n "
                 "WHERE identities.customer_id = n.alias_id"
             )
-            if self._rekey_events(con):
-                self.relinked += len(new)  # cached events are stale; appends alone are not
+            self._rekey_events(con)
             con.execute(
                 "UPDATE seen_log SET customer_id = n.customer_id FROM _new n "
                 "WHERE seen_log.customer_id = n.alias_id"
@@ -254,14 +251,12 @@ class ServerAbilities:
         return len(new)
 
     @staticmethod
-    def _rekey_events(con: duckdb.DuckDBPyConnection) -> int:
-        """Move the events of the aliases in ``_new`` to their customers; returns how many moved.
-        The aliases' first/last seen bound their events' times, so the UPDATE reads only the row
-        groups whose times overlap (DuckDB's min/max per row group): a visitor's recent events,
-        not the whole table (~0.4 s per 10M events). Aliases with no row anywhere have no
-        events: nothing to do (and the funnel cache stays valid: an ``identify`` naming an
-        anonymous id that sent nothing is common). A range not known (NULL) falls back to the
-        whole table."""
+    def _rekey_events(con: duckdb.DuckDBPyConnection) -> None:
+        """Move the events of the aliases in ``_new`` to their customers. The aliases' first/last
+        seen bound their events' times, so the UPDATE reads only the row groups whose times
+        overlap (DuckDB's min/max per row group): a visitor's recent events, not the whole
+        table (~0.4 s per 10M events). Aliases with no row anywhere have no events: nothing to
+        do. A range not known (NULL) falls back to the whole table."""
         ((rows, unknown, first, last),) = con.execute(
             """
             SELECT count(*), count(*) FILTER (WHERE f IS NULL OR l IS NULL), min(f), max(l) FROM (
@@ -273,16 +268,15 @@ class ServerAbilities:
             """
         ).fetchall()
         if rows == 0:
-            return 0
+            return
         sql = (
             "UPDATE events SET customer_id = n.customer_id FROM _new n "
             "WHERE events.customer_id = n.alias_id"
         )
         if unknown:
-            return int(con.execute(sql).fetchall()[0][0])
-        return int(
-            con.execute(sql + " AND events.ts BETWEEN $1 AND $2", [first, last]).fetchall()[0][0]
-        )
+            con.execute(sql)
+        else:
+            con.execute(sql + " AND events.ts BETWEEN $1 AND $2", [first, last])
 
     # -- checkpoints (scheduled by the server's writer) ------------------------------------------
     def defer_checkpoints(self, threshold: str) -> None:
@@ -305,16 +299,15 @@ class ServerAbilities:
         except OSError:
             return 0
 
-    def external_write(self, rewritten: bool) -> None:
-        """Another connection of this process committed: cached traits are stale, and so are
-        cached events if rows were rewritten (re-keyed) rather than appended."""
+    def external_write(self) -> None:
+        """Another connection of this process committed: cached traits are stale. (Cached
+        events catch up by themselves: appends by row id, identity links through the rows
+        ``identities`` gained; see duckdb_cache.)"""
         lock = getattr(self, "_cache_lock", None)
         if lock is None:
             return
         with lock:
             self._writes = getattr(self, "_writes", 0) + 1
-            if rewritten:
-                self._cache = None
 
     def reader(self) -> DuckDBStore:
         from loudou.store.duckdb import DuckDBStore

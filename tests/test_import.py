@@ -754,9 +754,9 @@ class CountingStore:
         self.inner = inner
         self.writes: list[int] = []
 
-    def insert_events(self, batch: pa.Table, keys: Any = None) -> Any:
+    def insert_events(self, batch: pa.Table, prepared: Any = None) -> Any:
         self.writes.append(batch.num_rows)
-        return self.inner.insert_events(batch, keys)
+        return self.inner.insert_events(batch, prepared)
 
 
 @pytest.mark.parametrize("name", ["big.csv.gz", "big.tsv", "big.parquet", "big.jsonl"])
@@ -921,11 +921,11 @@ def test_whole_column_time_cast_equals_value_by_value(values: list[str | None], 
 class FailingStore(CountingStore):
     """A store whose third write fails, as a full disk would make it."""
 
-    def insert_events(self, batch: pa.Table, keys: Any = None) -> Any:
+    def insert_events(self, batch: pa.Table, prepared: Any = None) -> Any:
         if len(self.writes) == 2:
             self.writes.append(batch.num_rows)
             raise StoreError("disk full", "db")
-        return super().insert_events(batch, keys)
+        return super().insert_events(batch, prepared)
 
 
 def test_a_failed_background_write_stops_the_import_with_its_error(

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 import loudou
 from loudou.errors import StoreError
-from loudou.store.base import CUSTOMER_SCHEMA
+from loudou.ingest.files import _prepared
+from loudou.store.base import CUSTOMER_SCHEMA, Prepared
 from loudou.store.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
-from loudou.store.keyset import StoredKeys, event_keys
+from loudou.store.keyset import StoredKeys
 
 from journeys import database_at_version, events_table
 
@@ -72,19 +73,30 @@ def test_a_rolled_back_write_leaves_the_key_set_as_it_was(tmp_path):
     assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
 
 
-def test_keys_hashed_by_the_caller_store_the_same_as_keys_hashed_by_the_store():
-    """An import hashes ids in its reading thread and passes the keys along; they must be the
-    keys of that very batch."""
-    batch = _batch(["a", "b", "a", "c"])
+def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatch):
+    """An import hashes ids and groups customers' times in its reading thread and passes them
+    along (``Prepared``); they must be of that very batch, and the time ranges count only when
+    every row of the batch is new (a repeated id's time is not a stored event's)."""
+    import loudou.store.duckdb as duckdb_store
+
+    monkeypatch.setattr(duckdb_store, "_SEEN_CUSTOMERS", 0)  # ranges of any batch via MERGE
+
+    def prepared(batch: pa.Table, more: int = 0) -> Prepared:
+        return _prepared(batch, more)
+
+    batch = _batch(["a", "b", "a", "c"], start=600)
     store = DuckDBStore(":memory:")
-    first = store.insert_events(batch, event_keys(batch.column("event_id")))
+    first = store.insert_events(batch, prepared(batch, more=1000))
     assert (first.inserted, first.duplicates) == (3, 1)
     assert _stored_ids(store) == ["a", "b", "c"] and _keys_match_events(store)
-    again = _batch(["c", "d"])
-    assert store.insert_events(again, event_keys(again.column("event_id"))).inserted == 1
-    other = _batch(["x"])
+    assert store._keys.keys.nbytes >= 1003 / 0.75 * 16  # type: ignore[union-attr]  # room made
+    again = _batch(["c", "d"], start=0)  # "c" again, at an earlier time: not a stored time
+    assert store.insert_events(again, prepared(again)).inserted == 1
+    seen = store.query("SELECT epoch(first_seen) AS f, epoch(last_seen) AS l FROM customers")
+    times = store.query("SELECT epoch(min(ts)) AS f, epoch(max(ts)) AS l FROM events")
+    assert seen.to_pylist() == times.to_pylist()
     with pytest.raises(ValueError, match="1 event keys for 2 events"):
-        store.insert_events(_batch(["e", "f"]), event_keys(other.column("event_id")))
+        store.insert_events(_batch(["e", "f"]), prepared(_batch(["x"])))
     assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
 
 

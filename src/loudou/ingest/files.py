@@ -32,7 +32,7 @@ from loudou.errors import ImportError_
 from loudou.ingest.formats import Meter, RawBatch, detect_format, read_batches
 from loudou.ingest.tables import BUILDERS, KINDS, KindSpec, check_mapping, resolve
 from loudou.ingest.timestamps import TimeZone, resolve_tz
-from loudou.store.base import SPEND_SCHEMA, Store, WriteResult
+from loudou.store.base import SPEND_SCHEMA, Prepared, Store, WriteResult
 from loudou.store.keyset import event_keys
 
 Kind = Literal["events", "customers", "spend"]
@@ -106,8 +106,8 @@ def import_file(
     rejects = RejectsFile(
         Path(rejects_path) if rejects_path else source.with_name(source.name + ".rejects.csv")
     )
-    job = _Import(store, spec, zone, fields, rejects, source, batch_rows, write_rows)
     meter = Meter(source.stat().st_size)
+    job = _Import(store, spec, zone, fields, rejects, source, meter, batch_rows, write_rows)
     try:
         with _progress_bar(progress, meter, source) as tick:
             for batch in _guarded(read_batches(source, fmt, batch_rows, meter), job):
@@ -184,11 +184,12 @@ class _Import:
         mapping: dict[str, str],
         rejects: RejectsFile,
         path: Path,
+        meter: Meter,
         batch_rows: int,
         write_rows: int,
     ) -> None:
         self.store, self.spec, self.tz, self.mapping = store, spec, tz, mapping
-        self.rejects, self.path, self.batch_rows = rejects, path, batch_rows
+        self.rejects, self.path, self.meter, self.batch_rows = rejects, path, meter, batch_rows
         self.write_rows = write_rows
         self.pending: list[pa.Table] = []  # good rows not yet written
         self.pending_rows = 0
@@ -238,9 +239,11 @@ class _Import:
             table = pa.concat_tables(self.pending)
             self.pending, self.pending_rows = [], 0
             if self.spec.kind == "events":
-                # the ids are hashed here, while the previous write runs (it has more to do)
-                keys = event_keys(table.column("event_id"))
-                write: Callable[[], WriteResult] = partial(self.store.insert_events, table, keys)
+                # worked out here, while the previous write runs (it has more to do)
+                prepared = _prepared(table, self._rows_to_come())
+                write: Callable[[], WriteResult] = partial(
+                    self.store.insert_events, table, prepared
+                )
             else:
                 write = partial(self.store.upsert_customers, table)
             self._collect()
@@ -249,6 +252,10 @@ class _Import:
             self._writing = self._writer.submit(write)
         if wait:
             self._collect()
+
+    def _rows_to_come(self) -> int:
+        """Rows the file holds after those read so far, when its format says (Parquet)."""
+        return max(self.meter.rows - self.rows, 0) if self.meter.rows is not None else 0
 
     def _collect(self) -> None:
         """Wait for the write in flight and count what it did (its error is raised here)."""
@@ -326,6 +333,18 @@ class _SpendTotals:
                 },
                 schema=SPEND_SCHEMA,
             )
+
+
+def _prepared(events: pa.Table, more: int) -> Prepared:
+    """The event keys and each customer's time range of a batch about to be written."""
+    seen = events.group_by("customer_id", use_threads=False).aggregate(
+        [("ts", "min"), ("ts", "max")]
+    )
+    return Prepared(
+        event_keys(events.column("event_id")),
+        seen.select(["customer_id", "ts_min", "ts_max"]),
+        more,
+    )
 
 
 _READ_ERRORS = (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError, pa.ArrowException)

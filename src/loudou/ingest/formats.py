@@ -78,11 +78,13 @@ class RawBatch:
 
 
 class Meter:
-    """Bytes read from disk so far (compressed bytes for .gz), for the progress bar."""
+    """Bytes read from disk so far (compressed bytes for .gz), for the progress bar; and the
+    file's number of rows when its format says (Parquet)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
+        self.rows: int | None = None
 
 
 class _CountingReader(io.RawIOBase):
@@ -363,6 +365,7 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
         stack.callback(pf.close)
         names = unique_names(pf.schema_arrow.names)
         total = max(pf.metadata.num_rows, 1)
+        meter.rows = pf.metadata.num_rows
         done = 0
         for rb in pf.iter_batches(batch_size=batch_rows):
             columns: dict[str, Column] = {n: ArrowColumn(rb.column(i)) for i, n in enumerate(names)}

@@ -124,31 +124,45 @@ def _probe(slots, h, lw, seed, mask):
         j = (j + 1) & np.int64(mask)
 
 
+_AHEAD = 16  # keys whose home slots are read ahead of probing them
+
+
 @njit(cache=True, nogil=True)
 def add_keys(slots, seed, flags, his, los, new, start, limit):
     """Add keys from row ``start`` on; ``new[i]`` is True when key i was in neither the set nor
     earlier in the batch. ``flags[0]`` holds the key (0, 0); ``flags[1]`` counts the keys in
-    slots. Stops when that count reaches ``limit`` (below the slot count); returns the next row."""
+    slots. Stops when that count reaches ``limit`` (below the slot count); returns (the next
+    row, a value to ignore).
+
+    Each key's home slot is a cache miss in a large set. The home slots of the next keys are
+    read first, as independent loads the CPU overlaps, then the keys are probed in order (10M
+    keys: 0.88 -> 0.56 s). The value returned second keeps those reads from being optimised away."""
     mask = np.uint64(slots.shape[0] - 1)
     added = 0
-    for i in range(start, his.shape[0]):
-        if flags[1] + added >= limit:
-            flags[1] += added
-            return i
-        h = his[i]
-        lw = los[i]
-        if h == 0 and lw == 0:
-            new[i] = flags[0] == 0
-            flags[0] = 1
-            continue
-        j, found = _probe(slots, h, lw, seed, mask)
-        new[i] = not found
-        if not found:
-            slots[j, 0] = h
-            slots[j, 1] = lw
-            added += 1
+    n = his.shape[0]
+    touched = np.uint64(0)
+    for group in range(start, n, _AHEAD):
+        end = min(group + _AHEAD, n)
+        for i in range(group, end):
+            touched ^= slots[_home(his[i], los[i], seed, mask), 0]
+        for i in range(group, end):
+            if flags[1] + added >= limit:
+                flags[1] += added
+                return i, touched
+            h = his[i]
+            lw = los[i]
+            if h == 0 and lw == 0:
+                new[i] = flags[0] == 0
+                flags[0] = 1
+                continue
+            j, found = _probe(slots, h, lw, seed, mask)
+            new[i] = not found
+            if not found:
+                slots[j, 0] = h
+                slots[j, 1] = lw
+                added += 1
     flags[1] += added
-    return his.shape[0]
+    return n, touched
 
 
 @njit(cache=True, nogil=True)

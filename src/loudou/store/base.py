@@ -54,6 +54,17 @@ SPEND_SCHEMA = pa.schema(
 
 
 @dataclass
+class Prepared:
+    """What an import works out for a write of events in its reading thread, while its previous
+    write runs: the writes are an import's critical path, so they should have as little as
+    possible left to do."""
+
+    keys: KeyBatch  # the batch's event keys (``store.keyset.event_keys``)
+    seen: pa.Table  # customer_id, ts_min, ts_max: each customer's time range in the batch
+    more: int = 0  # events the import expects after this batch: room for their keys is made now
+
+
+@dataclass
 class WriteResult:
     """What one write did: rows new to the store, and rows it already had (idempotent re-imports)."""
 
@@ -86,10 +97,9 @@ class Store(Protocol):
 
     path: str
 
-    def insert_events(self, batch: pa.Table, keys: KeyBatch | None = None) -> WriteResult:
+    def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
         """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped.
-        ``keys``: the batch's event keys (``store.keyset.event_keys``) if the caller has them (an
-        import hashes the ids in its reading thread, while its previous write runs)."""
+        ``prepared``: work on the batch the caller did already (an import does, see Prepared)."""
         ...
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:

@@ -15,7 +15,13 @@ import pyarrow.compute as pc
 
 from loudou.errors import StoreError
 from loudou.model.spec import FunnelSpec
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, WriteResult
+from loudou.store.base import (
+    CUSTOMER_SCHEMA,
+    EVENT_SCHEMA,
+    SPEND_SCHEMA,
+    Prepared,
+    WriteResult,
+)
 from loudou.store.cache import EventCache
 from loudou.store.duckdb_cache import CacheAbilities
 from loudou.store.duckdb_server import ServerAbilities, conform
@@ -460,7 +466,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             keys.commit()
 
     def _put_events(
-        self, batch: pa.Table, log_seen: bool = False, keys: KeyBatch | None = None
+        self, batch: pa.Table, log_seen: bool = False, prepared: Prepared | None = None
     ) -> int:
         """Insert the events of ``batch`` (EVENT_SCHEMA) inside the caller's transaction (under
         ``_writing_events``, after ``_catch_up``), skipping ids already stored and repeats within
@@ -470,17 +476,19 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         keys) ``event_keys``, both plain appends. ``log_seen`` (the server's small commits):
         first/last seen go to ``seen_log`` (see ``_v5``)."""
         try:
-            hi, lo = keys if keys is not None else event_keys(batch.column("event_id"))
+            hi, lo = prepared.keys if prepared else event_keys(batch.column("event_id"))
         except ValueError as e:
             raise StoreError(str(e), "event_id") from None
         if len(hi) != batch.num_rows:
             raise ValueError(f"{len(hi)} event keys for {batch.num_rows} events")
-        new = self._keys.claim(hi, lo)
+        new = self._keys.claim(hi, lo, more=prepared.more if prepared else 0)
         inserted = int(np.count_nonzero(new))
         if inserted == 0:
             return 0
+        seen = prepared.seen if prepared else None
         if inserted < batch.num_rows:
             batch, hi, lo = batch.filter(pa.array(new)), hi[new], lo[new]
+            seen = None  # the ranges of the rows stored, not of the whole batch
         batch = _row_group_chunks(batch)
         con = self.con
         # Relations rather than registered views: registering costs about as much as inserting
@@ -488,16 +496,23 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         # ``conform`` put them in the table's order.
         con.from_arrow(batch).insert_into("events")
         con.from_arrow(_keys_table(batch, hi, lo)).insert_into("event_keys")
-        self._saw_customers(batch, log_seen)
+        self._saw_customers(batch, log_seen, seen)
         return inserted
 
-    def _saw_customers(self, batch: pa.Table, log_seen: bool = False) -> None:
+    def _saw_customers(
+        self, batch: pa.Table, log_seen: bool = False, seen: pa.Table | None = None
+    ) -> None:
         """First/last seen of the customers of newly stored events, from the batch itself: in
         one MERGE (every statement that joins customers scans it whole, ``INSERT .. ON
         CONFLICT`` too), or appended to ``seen_log`` (``log_seen``: folded later, in one
         MERGE for many commits). Small batches (the server's) leave out the customers whose
-        stored range is known to cover them already; large ones (imports) skip that bookkeeping."""
+        stored range is known to cover them already; large ones (imports) skip that bookkeeping.
+        ``seen``: the batch's ranges as an import worked them out already (all rows new)."""
         stored = self._keys
+        if seen is not None and seen.num_rows > _SEEN_CUSTOMERS:
+            with self._registered("_seen", seen):
+                self.con.execute(_MERGE_SEEN.format(source="_seen"))
+            return
         customers = pc.unique(batch.column("customer_id"))
         small = len(customers) <= _SEEN_CUSTOMERS
         if small:
@@ -620,7 +635,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             for name in tables:
                 con.unregister(name)
 
-    def insert_events(self, batch: pa.Table, keys: KeyBatch | None = None) -> WriteResult:
+    def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
         self._writes += 1
         batch = conform(batch, EVENT_SCHEMA)
         if batch.num_rows == 0:
@@ -628,7 +643,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
 
         def work() -> int:
             self._catch_up()
-            return self._put_events(batch, keys=keys)
+            return self._put_events(batch, prepared=prepared)
 
         with self._writing_events():
             inserted = self._in_transaction({}, work)

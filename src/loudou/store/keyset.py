@@ -76,7 +76,7 @@ class KeySet:
         at = 0
         while True:
             limit = int(self._slots.shape[0] * MAX_LOAD)
-            at = add_keys(self._slots, self.seed, self._flags, hi, lo, new, at, limit)
+            at, _ = add_keys(self._slots, self.seed, self._flags, hi, lo, new, at, limit)
             if at == len(hi):
                 return new
             self.reserve(len(hi) - at)  # full: grow (by at least doubling) and go on
@@ -188,10 +188,14 @@ class StoredKeys:
         self.seen.clear()
         self.links = -1
 
-    def claim(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    def claim(self, hi: np.ndarray, lo: np.ndarray, more: int = 0) -> np.ndarray:
         """Mask of the rows to store: keys new to the store, first of their kind in the batch.
-        The keys count as stored from now on in this transaction."""
+        The keys count as stored from now on in this transaction. ``more``: keys expected
+        soon after these (an import's rest), made room for at once: growing the set step by
+        step re-inserts every key about once more (10M keys: ~0.9 s)."""
         assert self.keys is not None, "catch_up first"
+        if more:
+            self.keys.reserve(len(hi) + more)
         new = self.keys.add(hi, lo)
         if new.any():
             self._claimed.append((hi[new], lo[new]))

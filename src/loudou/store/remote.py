@@ -17,8 +17,7 @@ import pyarrow as pa
 
 from loudou.errors import LoudouError, SpecError, StoreError
 from loudou.model.spec import FunnelSpec
-from loudou.store.base import WriteResult
-from loudou.store.keyset import KeyBatch
+from loudou.store.base import Prepared, WriteResult
 
 _ERRORS: dict[str, type[LoudouError]] = {"invalid_spec": SpecError, "store_error": StoreError}
 
@@ -62,8 +61,8 @@ class RemoteStore:
         data = self._call(op, table=batch).json()
         return WriteResult(data["inserted"], data["duplicates"])
 
-    def insert_events(self, batch: pa.Table, keys: KeyBatch | None = None) -> WriteResult:
-        return self._write("insert_events", batch)  # the server hashes the ids itself
+    def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
+        return self._write("insert_events", batch)  # the server does that work itself
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:
         return self._write("upsert_customers", batch)

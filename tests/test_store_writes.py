@@ -86,10 +86,13 @@ def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatc
 
     batch = _batch(["a", "b", "a", "c"], start=600)
     store = DuckDBStore(":memory:")
-    first = store.insert_events(batch, prepared(batch, more=1000))
+    first = store.insert_events(batch, prepared(batch, more=100_000))
     assert (first.inserted, first.duplicates) == (3, 1)
     assert _stored_ids(store) == ["a", "b", "c"] and _keys_match_events(store)
-    assert store._keys.keys.nbytes >= 1003 / 0.75 * 16  # type: ignore[union-attr]  # room made
+    room = store._keys.keys.nbytes  # type: ignore[union-attr]
+    assert room >= 75_000 / 0.75 * 16  # room for the rest at this batch's share of new keys
+    store.insert_events(batch, prepared(batch, more=10_000_000))  # nothing new: no more room
+    assert store._keys.keys.nbytes == room  # type: ignore[union-attr]
     again = _batch(["c", "d"], start=0)  # "c" again, at an earlier time: not a stored time
     assert store.insert_events(again, prepared(again)).inserted == 1
     seen = store.query("SELECT epoch(first_seen) AS f, epoch(last_seen) AS l FROM customers")

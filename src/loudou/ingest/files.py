@@ -240,7 +240,8 @@ class _Import:
             self.pending, self.pending_rows = [], 0
             if self.spec.kind == "events":
                 # worked out here, while the previous write runs (it has more to do)
-                prepared = _prepared(table, self._rows_to_come())
+                # (ranges only while every row so far was new: a re-import would not use them)
+                prepared = _prepared(table, self._rows_to_come(), ranges=self.duplicates == 0)
                 write: Callable[[], WriteResult] = partial(
                     self.store.insert_events, table, prepared
                 )
@@ -335,16 +336,15 @@ class _SpendTotals:
             )
 
 
-def _prepared(events: pa.Table, more: int) -> Prepared:
-    """The event keys and each customer's time range of a batch about to be written."""
-    seen = events.group_by("customer_id", use_threads=False).aggregate(
-        [("ts", "min"), ("ts", "max")]
-    )
-    return Prepared(
-        event_keys(events.column("event_id")),
-        seen.select(["customer_id", "ts_min", "ts_max"]),
-        more,
-    )
+def _prepared(events: pa.Table, more: int, ranges: bool = True) -> Prepared:
+    """The event keys and (``ranges``) each customer's time range of a batch about to be written."""
+    seen = None
+    if ranges:
+        seen = events.group_by("customer_id", use_threads=False).aggregate(
+            [("ts", "min"), ("ts", "max")]
+        )
+        seen = seen.select(["customer_id", "ts_min", "ts_max"])
+    return Prepared(event_keys(events.column("event_id")), seen, more)
 
 
 _READ_ERRORS = (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError, pa.ArrowException)

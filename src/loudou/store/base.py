@@ -60,7 +60,7 @@ class Prepared:
     possible left to do."""
 
     keys: KeyBatch  # the batch's event keys (``store.keyset.event_keys``)
-    seen: pa.Table  # customer_id, ts_min, ts_max: each customer's time range in the batch
+    seen: pa.Table | None  # customer_id, ts_min, ts_max: each customer's time range in the batch
     more: int = 0  # events the import expects after this batch: room for their keys is made now
 
 

@@ -251,6 +251,16 @@ _MERGE_SEEN = """
     WHEN NOT MATCHED THEN INSERT (customer_id, first_seen, last_seen)
         VALUES (s.customer_id, s.ts_min, s.ts_max)
 """
+# Traits of ``source`` (customer_id, traits, in ``order``) merged per customer in that order, then
+# over the stored ones (latest value wins).
+_UPSERT_TRAITS = """
+    INSERT INTO customers (customer_id, traits)
+    SELECT customer_id,
+           list_reduce(list(CAST(traits AS JSON) ORDER BY {order}), lambda x, y: json_merge_patch(x, y))
+    FROM {source} GROUP BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET
+        traits = json_merge_patch(customers.traits, excluded.traits)
+"""
 _FOLD_SOURCE = (
     "(SELECT customer_id, min(first_seen) AS ts_min, max(last_seen) AS ts_max "
     "FROM seen_log GROUP BY customer_id)"
@@ -546,16 +556,7 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         con = self.con
         con.execute(_MERGE_SEEN.format(source=_FOLD_SOURCE))
         con.execute("DELETE FROM seen_log")
-        con.execute(
-            """
-            INSERT INTO customers (customer_id, traits)
-            SELECT customer_id,
-                   list_reduce(list(traits ORDER BY rowid), lambda x, y: json_merge_patch(x, y))
-            FROM traits_log GROUP BY customer_id
-            ON CONFLICT (customer_id) DO UPDATE SET
-                traits = json_merge_patch(customers.traits, excluded.traits)
-            """
-        )
+        con.execute(_UPSERT_TRAITS.format(source="traits_log", order="rowid"))
         con.execute("DELETE FROM traits_log")
         self._seen_logged = 0
 
@@ -597,18 +598,8 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
             f"SELECT count(DISTINCT customer_id) FROM {source} "  # noqa: S608
             "WHERE customer_id NOT IN (SELECT customer_id FROM customers)"
         )
-        con.execute(
-            f"""
-            INSERT INTO customers (customer_id, traits)
-            SELECT customer_id,
-                   list_reduce(list(CAST(traits AS JSON) ORDER BY rn),
-                               lambda x, y: json_merge_patch(x, y))
-            FROM (SELECT *, row_number() OVER () AS rn FROM {source})
-            GROUP BY customer_id
-            ON CONFLICT (customer_id) DO UPDATE SET
-                traits = json_merge_patch(customers.traits, excluded.traits)
-            """  # noqa: S608
-        )
+        numbered = f"(SELECT *, row_number() OVER () AS rn FROM {source})"  # noqa: S608
+        con.execute(_UPSERT_TRAITS.format(source=numbered, order="rn"))
         return int(new or 0)  # type: ignore[call-overload]
 
     @contextmanager

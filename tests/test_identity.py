@@ -83,3 +83,30 @@ def test_collect_keeps_the_same_stores_funnel_cache_right() -> None:
     store.collect(_events([]), _traits([]), [("anon", "u")])  # type: ignore[attr-defined]
     assert loudou.run_funnel(store, spec).steps[1].count == 1  # re-keyed: the cache saw it
     assert store._cache is cache  # type: ignore[attr-defined]  # patched, not rebuilt
+
+
+def test_cached_traits_follow_customers_added_by_another_connection_or_a_link() -> None:
+    """A reader's cached traits cover the customers it knew; customers appended through another
+    connection, or brought in by a link, must not leave them short (it raised IndexError)."""
+    writer = loudou.connect(":memory:")
+    writer.collect(  # type: ignore[attr-defined]
+        _events([("1", "a", "view", 0), ("2", "a", "buy", 5), ("3", "anon", "view", 1)]),
+        _traits([("a", {"plan": "pro"}), ("anon", {"plan": "pro"})]),
+        [],
+    )
+    reader = writer.reader()  # type: ignore[attr-defined]
+    specs = [
+        loudou.FunnelSpec.parse({"steps": ["view", "buy"], "breakdown": "customer.plan"}),
+        loudou.FunnelSpec.parse({"steps": ["view where customer.plan = pro", "buy"]}),
+    ]
+
+    def same() -> None:
+        for spec in specs:
+            cached = loudou.run_funnel(reader, spec, engine="cache").to_dict()
+            assert cached == loudou.run_funnel(reader, spec, engine="sql").to_dict()
+
+    same()
+    writer.insert_events(_events([("4", "zz", "view", 0), ("5", "zz", "buy", 9)]))
+    same()
+    writer.collect(_events([("6", "anon", "buy", 7)]), _traits([]), [("anon", "newguy")])  # type: ignore[attr-defined]
+    same()

@@ -91,7 +91,10 @@ class CacheAbilities:
             for name in properties:
                 if name not in cache.prop_names:
                     self._cache_property(cache, name)
-            if self._traits_version != self._writes:
+            # cached traits are per customer: stale after a write, short after new customers
+            # (appended by another connection, or ids a link brought in)
+            short = any(len(codes) != len(cache.customers) for _, codes in cache.traits.values())
+            if self._traits_version != self._writes or short:
                 cache.traits.clear()
                 self._traits_version = self._writes
             for name in traits:

@@ -85,7 +85,9 @@ class CacheAbilities:
             if self._cache is None:
                 self._cache = self._build_cache()
             cache = self._cache
-            # rows first, then new properties: a property is read for the rows as they stand
+            # rows first, then new properties, read for the rows as they stand (a link another
+            # connection commits in between fails the property's line-up check: this call raises,
+            # the next one follows the link)
             self._follow_links(cache)
             self._refresh_cache(cache)
             for name in properties:

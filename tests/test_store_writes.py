@@ -112,6 +112,12 @@ def test_whole_row_groups_reach_duckdb_as_they_are_and_others_are_rechunked():
     chunks = _row_group_chunks(uneven)
     assert [len(c) for c in chunks.column("b").chunks] == [_ROW_GROUP, _ROW_GROUP, 5]
     assert chunks.equals(table)
+    one = table.combine_chunks()  # one chunk longer than a row group: split
+    assert [len(c) for c in _row_group_chunks(one).column("a").chunks] == [
+        _ROW_GROUP,
+        _ROW_GROUP,
+        5,
+    ]
     mixed = pa.table({"a": aligned.column("a"), "b": uneven.column("b")})  # columns chunked apart
     assert [len(c) for c in _row_group_chunks(mixed).column("a").chunks] == [
         _ROW_GROUP,

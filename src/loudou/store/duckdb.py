@@ -284,9 +284,9 @@ def _row_group_chunks(table: pa.Table) -> pa.Table:
 
 
 def _whole_row_groups(table: pa.Table) -> bool:
-    """Every column chunked alike, each chunk but the last one row group long."""
+    """Every column chunked alike, each chunk but the last one row group long (the last no longer)."""
     lengths = [len(c) for c in table.column(0).chunks]
-    if any(n != _ROW_GROUP for n in lengths[:-1]):
+    if any(n != _ROW_GROUP for n in lengths[:-1]) or lengths[-1] > _ROW_GROUP:
         return False
     return all([len(c) for c in column.chunks] == lengths for column in table.columns[1:])
 

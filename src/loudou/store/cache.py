@@ -123,8 +123,8 @@ class EventCache:
     def customer_codes(self, ids: pa.Array | pa.ChunkedArray, add: bool = True) -> np.ndarray:
         """Codes for customer ids: a search among the build's ids (kept sorted, as Arrow: a few
         bytes per customer where a Python dict costs ~100), then the few added since.
-        Unseen ids are added at the end, or get -1 when ``add`` is false. Each distinct id is
-        looked up once."""
+        Unseen ids are added at the end (cached traits are then dropped: they are per customer),
+        or get -1 when ``add`` is false. Each distinct id is looked up once."""
         enc = pc.dictionary_encode(ids)
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks()
@@ -147,6 +147,7 @@ class EventCache:
                 codes[i] = -1 if code is None else code
             if new:
                 self.customers = pa.concat_arrays([self.customers, pa.array(new, pa.string())])
+                self.traits.clear()  # per-customer arrays that no longer cover every customer
         return codes[enc.indices.to_numpy(zero_copy_only=False)]
 
     def event_codes(self, names: pa.Array) -> np.ndarray:

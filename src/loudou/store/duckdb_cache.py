@@ -93,10 +93,7 @@ class CacheAbilities:
             for name in properties:
                 if name not in cache.prop_names:
                     self._cache_property(cache, name)
-            # cached traits are per customer: stale after a write, short after new customers
-            # (appended by another connection, or ids a link brought in)
-            short = any(len(codes) != len(cache.customers) for _, codes in cache.traits.values())
-            if self._traits_version != self._writes or short:
+            if self._traits_version != self._writes:
                 cache.traits.clear()
                 self._traits_version = self._writes
             for name in traits:

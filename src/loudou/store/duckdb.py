@@ -485,17 +485,19 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         set says which rows are new, so only those are inserted, into ``events`` and (their
         keys) ``event_keys``, both plain appends. ``log_seen`` (the server's small commits):
         first/last seen go to ``seen_log`` (see ``_v5``)."""
-        try:
-            hi, lo = prepared.keys if prepared else event_keys(batch.column("event_id"))
-        except ValueError as e:
-            raise StoreError(str(e), "event_id") from None
+        if prepared is None:
+            try:
+                prepared = Prepared(event_keys(batch.column("event_id")), None)
+            except ValueError as e:
+                raise StoreError(str(e), "event_id") from None
+        hi, lo = prepared.keys
         if len(hi) != batch.num_rows:
             raise ValueError(f"{len(hi)} event keys for {batch.num_rows} events")
-        new = self._keys.claim(hi, lo, more=prepared.more if prepared else 0)
+        new = self._keys.claim(hi, lo, more=prepared.more)
         inserted = int(np.count_nonzero(new))
         if inserted == 0:
             return 0
-        seen = prepared.seen if prepared else None
+        seen = prepared.seen
         if inserted < batch.num_rows:
             batch, hi, lo = batch.filter(pa.array(new)), hi[new], lo[new]
             seen = None  # the ranges of the rows stored, not of the whole batch
@@ -517,21 +519,23 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         CONFLICT`` too), or appended to ``seen_log`` (``log_seen``: folded later, in one
         MERGE for many commits). Small batches (the server's) leave out the customers whose
         stored range is known to cover them already; large ones (imports) skip that bookkeeping.
-        ``seen``: the batch's ranges as an import worked them out already (all rows new)."""
+        ``seen``: the batch's ranges (customer_id, ts_min, ts_max) as an import worked them out
+        already (all rows new), instead of grouping the batch here."""
         stored = self._keys
-        if seen is not None and seen.num_rows > _SEEN_CUSTOMERS:
-            with self._registered("_seen", seen):
-                self.con.execute(_MERGE_SEEN.format(source="_seen"))
-            return
-        customers = pc.unique(batch.column("customer_id"))
+        customers = (
+            seen.column("customer_id")
+            if seen is not None
+            else pc.unique(batch.column("customer_id"))
+        )
         small = len(customers) <= _SEEN_CUSTOMERS
         if small:
             span = pc.min_max(batch.column("ts").cast(pa.int64())).as_py()
             if stored.cover(customers.to_pylist(), span["min"], span["max"]):
                 return
-        seen = batch.group_by("customer_id", use_threads=False).aggregate(
-            [("ts", "min"), ("ts", "max")]
-        )
+        if seen is None:
+            seen = batch.group_by("customer_id", use_threads=False).aggregate(
+                [("ts", "min"), ("ts", "max")]
+            )
         if small:
             ids = seen.column("customer_id").to_pylist()
             first = seen.column("ts_min").cast(pa.int64()).to_pylist()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import loudou
 from loudou.errors import StoreError
 from loudou.ingest.files import _prepared
-from loudou.store.base import CUSTOMER_SCHEMA, Prepared
+from loudou.store.base import CUSTOMER_SCHEMA
 from loudou.store.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
 from loudou.store.keyset import StoredKeys
 
@@ -81,25 +81,22 @@ def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatc
 
     monkeypatch.setattr(duckdb_store, "_SEEN_CUSTOMERS", 0)  # ranges of any batch via MERGE
 
-    def prepared(batch: pa.Table, more: int = 0) -> Prepared:
-        return _prepared(batch, more)
-
     batch = _batch(["a", "b", "a", "c"], start=600)
     store = DuckDBStore(":memory:")
-    first = store.insert_events(batch, prepared(batch, more=100_000))
+    first = store.insert_events(batch, _prepared(batch, 100_000))
     assert (first.inserted, first.duplicates) == (3, 1)
     assert _stored_ids(store) == ["a", "b", "c"] and _keys_match_events(store)
     room = store._keys.keys.nbytes  # type: ignore[union-attr]
     assert room >= 75_000 / 0.75 * 16  # room for the rest at this batch's share of new keys
-    store.insert_events(batch, prepared(batch, more=10_000_000))  # nothing new: no more room
+    store.insert_events(batch, _prepared(batch, 10_000_000))  # nothing new: no more room
     assert store._keys.keys.nbytes == room  # type: ignore[union-attr]
     again = _batch(["c", "d"], start=0)  # "c" again, at an earlier time: not a stored time
-    assert store.insert_events(again, prepared(again)).inserted == 1
+    assert store.insert_events(again, _prepared(again, 0)).inserted == 1
     seen = store.query("SELECT epoch(first_seen) AS f, epoch(last_seen) AS l FROM customers")
     times = store.query("SELECT epoch(min(ts)) AS f, epoch(max(ts)) AS l FROM events")
     assert seen.to_pylist() == times.to_pylist()
     with pytest.raises(ValueError, match="1 event keys for 2 events"):
-        store.insert_events(_batch(["e", "f"]), prepared(_batch(["x"])))
+        store.insert_events(_batch(["e", "f"]), _prepared(_batch(["x"]), 0))
     assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
 
 

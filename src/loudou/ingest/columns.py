@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loudou.kernels import text
+
 # Text a CSV cell must match to become a JSON number or boolean in properties and traits. Integers
 # stop at 15 digits (longer digit strings are ids and phone numbers, and would lose precision as
 # doubles); a leading zero or '+' keeps text as text ('007', '+86...').
@@ -38,12 +40,10 @@ _BOOL_START = np.zeros(256, dtype=bool)
 _BOOL_START[[ord(c) for c in "tTfF"]] = True
 
 
-def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Start and end offsets of each value and the data bytes of a string array, without
-    copying; None for other layouts or no data. These only rule work out: a null may span any
-    bytes, and an empty value's first/last byte is a neighbour's, so at worst a batch takes the
-    general path."""
-    if not isinstance(arr, pa.Array) or len(arr) == 0:
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Offsets (one more than the values) and data bytes of a string array, without copying;
+    None for other layouts."""
+    if not isinstance(arr, pa.Array):
         return None
     if pa.types.is_string(arr.type):
         width: type[np.integer[Any]] = np.int32
@@ -52,61 +52,64 @@ def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     else:
         return None
     _, offsets_buf, data_buf = arr.buffers()
-    if offsets_buf is None or data_buf is None or data_buf.size == 0:
+    if offsets_buf is None:
         return None
     offsets = np.frombuffer(offsets_buf, dtype=width)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8)
-    last = len(data) - 1
-    return np.minimum(offsets[:-1], last), np.clip(offsets[1:] - 1, 0, last), data
+    data = np.zeros(0, np.uint8) if data_buf is None else np.frombuffer(data_buf, np.uint8)
+    return offsets, data
 
 
-def _may_need_trim(arr: pa.Array) -> bool:
-    """Whether some value may start or end with whitespace: a control byte, a space, or any
-    non-ASCII byte (it may belong to a Unicode space such as U+3000)."""
-    parts = _string_bytes(arr)
+def _edges(arr: pa.Array) -> tuple[bool, int]:
+    """(whether some value may start or end with whitespace, the number of empty values) from
+    the raw bytes: a control byte, a space or any non-ASCII byte (it may belong to a Unicode space
+    such as U+3000) at either end calls for a trim. Unsure (another layout): (True, 1)."""
+    parts = _buffers(arr)
     if parts is None:
-        return not _empty_data(arr)
-    first, last, data = parts
-    return any(int(e.min()) <= 32 or int(e.max()) >= 128 for e in (data[first], data[last]))
-
-
-def _empty_data(arr: pa.Array) -> bool:
-    """A string array whose values are all empty or null."""
-    if not isinstance(arr, pa.Array):
-        return False
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return False
-    data = arr.buffers()[2]
-    return data is None or data.size == 0
+        return True, 1
+    odd, empty = text.edges(*parts)
+    return bool(odd), int(empty)
 
 
 def _needs_json_escape(arr: pa.Array) -> bool:
     """Whether some value may hold a byte JSON escapes: a control character, '"' or '\\'."""
-    parts = _string_bytes(arr)
+    parts = _buffers(arr)
     if parts is None:
-        return not _empty_data(arr)
-    first, last, data = parts
-    region = data[int(first[0]) : int(last[-1]) + 1]
-    if not len(region):
-        return False
-    return bool(int(region.min()) < 32 or (region == ord('"')).any() or (region == ord("\\")).any())
+        return True
+    offsets, data = parts
+    return len(offsets) > 1 and bool(text.json_unsafe(data, int(offsets[0]), int(offsets[-1])))
 
 
 def _first_byte_in(s: pa.Array, table: np.ndarray) -> np.ndarray:
     """Mask of values whose first byte is marked in ``table`` (all True when unsure)."""
-    parts = _string_bytes(s)
-    if parts is None:
+    parts = _buffers(s)
+    if parts is None or not len(parts[1]):
         return np.ones(len(s), dtype=bool)
-    first, _, data = parts
-    return table[data[first]]
+    offsets, data = parts
+    return table[data[np.minimum(offsets[:-1], len(data) - 1)]]
 
 
 def clean_strings(arr: pa.Array) -> pa.Array:
     """Trimmed text; empty cells become null, because an empty cell means 'no value'. Clean
-    columns (the usual case) skip the trim: a look at first and last bytes rules it out."""
-    s = pc.utf8_trim_whitespace(arr) if _may_need_trim(arr) else arr
-    empty = pc.equal(s, "")
-    return pc.if_else(empty, pa.scalar(None, s.type), s) if pc.any(empty).as_py() else s
+    columns (the usual case) skip the trim and the search for empty cells: one look at the raw
+    bytes rules both out."""
+    odd, empty = _edges(arr)
+    s = arr
+    if odd:
+        s = pc.utf8_trim_whitespace(arr)
+        empty = _edges(s)[1]
+    if not empty:
+        return s
+    blank = pc.equal(s, "")
+    return pc.if_else(blank, pa.scalar(None, s.type), s) if pc.any(blank).as_py() else s
+
+
+def _blank(arr: pa.Array) -> pa.Array | None:
+    """Mask of values that are empty or only whitespace, None when there is none."""
+    odd, empty = _edges(arr)
+    if not odd and not empty:
+        return None
+    blank = pc.equal(pc.utf8_trim_whitespace(arr) if odd else arr, "")
+    return blank if pc.any(blank).as_py() else None
 
 
 def parse_numbers(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -211,6 +214,63 @@ def json_strings(s: pa.Array) -> pa.Array:
         texts = pc.filter(s, ctrl).to_pylist()
         out = pc.replace_with_mask(out, ctrl, pa.array([dumps(t) for t in texts], pa.string()))
     return out
+
+
+def join_text(pieces: list[str | pa.Array]) -> pa.Array:
+    """Row by row, the concatenation of ``pieces``: literal text and string arrays of one length
+    (``binary_join_element_wise(*pieces, "")``). Arrays without nulls, plain or dictionary-encoded,
+    are joined in one pass over their buffers; others go through Arrow."""
+    arrays = [p for p in pieces if not isinstance(p, str)]
+    n = len(arrays[0]) if arrays else 0
+    literals: list[bytes] = [b""]
+    values: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            literals[-1] += piece.encode()
+            continue
+        parts = _joinable(piece)
+        if parts is None:  # nulls make the row null, as in Arrow
+            texts = [p if isinstance(p, str) else p.cast(pa.string()) for p in pieces]
+            return pc.binary_join_element_wise(*texts, "")
+        values.append(parts)
+        literals.append(b"")
+    rows = np.empty((len(values), n), np.int64)
+    offsets: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    first = size = 0
+    for j, (offs, buf, index) in enumerate(values):
+        rows[j] = first + (np.arange(n) if index is None else index)
+        start = int(offs[0])
+        offsets.append(offs[:-1].astype(np.int64) - start + size)
+        data.append(buf[start : int(offs[-1])])
+        first += len(offs) - 1
+        size += int(offs[-1]) - start
+    offsets.append(np.array([size], np.int64))
+    literal_at = np.cumsum([0, *(len(t) for t in literals)]).astype(np.int64)
+    out_at, out = text.join(
+        rows,
+        np.concatenate(offsets),
+        np.concatenate(data) if data else np.zeros(0, np.uint8),
+        np.frombuffer(b"".join(literals), np.uint8),
+        literal_at,
+    )
+    kind = pa.string() if out_at[-1] < 2**31 else pa.large_string()
+    width = np.int32 if kind == pa.string() else np.int64
+    buffers = [None, pa.py_buffer(out_at.astype(width)), pa.py_buffer(out)]
+    return pa.Array.from_buffers(kind, n, buffers)
+
+
+def _joinable(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(offsets, data, dictionary indices or None) of a string array without nulls."""
+    if arr.null_count:
+        return None
+    if pa.types.is_dictionary(arr.type):
+        parts = _buffers(arr.dictionary)
+        if parts is None or arr.dictionary.null_count:
+            return None
+        return *parts, arr.indices.to_numpy().astype(np.int64, copy=False)
+    parts = _buffers(arr)
+    return None if parts is None else (*parts, None)
 
 
 def json_members(key_json: str, values: pa.Array) -> pa.Array:
@@ -367,10 +427,9 @@ class ArrowColumn(Column):
     def json_text(self) -> tuple[bool, pa.Array]:
         t = self.arr.type
         if self._is_text():  # kept as written, but blank means 'no value'
-            trimmed = pc.utf8_trim_whitespace(self.arr) if _may_need_trim(self.arr) else self.arr
-            blank = pc.equal(trimmed, "")
+            blank = _blank(self.arr)
             s = self.arr
-            if pc.any(blank).as_py():
+            if blank is not None:
                 s = pc.if_else(blank, pa.scalar(None, self.arr.type), self.arr)
             return (False, json_strings(s)) if _needs_json_escape(s) else (True, s)
         if pa.types.is_integer(t) or pa.types.is_boolean(t):

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.errors import ImportError_
-from loudou.ingest.columns import Column, dumps, json_members
+from loudou.ingest.columns import Column, dumps, join_text, json_members
 from loudou.ingest.formats import RawBatch
 from loudou.ingest.timestamps import BAD, MISSING, TimeZone, parse_times
 from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
@@ -293,7 +293,7 @@ def _whole_objects(parts: list[tuple[str, bool, pa.Array]]) -> pa.Array:
         pieces += [between + key + ":" + quote, text]
         between = quote + ","
     pieces.append(between[:-1] + "}")
-    return pc.binary_join_element_wise(*pieces, "")
+    return join_text(pieces)
 
 
 def _merged_objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -121,6 +122,26 @@ def test_whole_row_groups_reach_duckdb_as_they_are_and_others_are_rechunked():
         _ROW_GROUP,
         5,
     ]
+    # Parquet read with dictionaries: batches break at the file's row groups, each with its own
+    # dictionary; only the straddling rows are joined, and the values stay the same.
+    sizes = [_ROW_GROUP, _ROW_GROUP - 10_240, 10_240 + 7, _ROW_GROUP - 7, 5]
+    starts = np.cumsum([0, *sizes])
+    encoded = pa.Table.from_batches(
+        [
+            pa.record_batch(
+                {
+                    "a": pa.array(range(a, b)),
+                    "e": pa.array([f"e{(i * k) % 5}" for i in range(a, b)]).dictionary_encode(),
+                }
+            )
+            for k, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True), start=1)
+        ]
+    )
+    chunks = _row_group_chunks(encoded)
+    assert [len(c) for c in chunks.column("e").chunks] == [_ROW_GROUP] * 3 + [5]
+    first = [t.column("a").chunks[0].buffers()[1].address for t in (chunks, encoded)]
+    assert first[0] == first[1]  # a whole chunk is not copied
+    assert chunks.to_pylist() == encoded.to_pylist()
 
 
 def test_a_new_store_keeps_ids_with_zstd_and_an_upgraded_one_keeps_its_events(tmp_path):

@@ -175,6 +175,27 @@ def _without_nan(value: Any) -> Any:
     return value
 
 
+def _is_text_type(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _recoded(arr: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray:
+    """``arr``'s indices over new dictionary ``values`` (one per old value); rows whose value
+    became null become null."""
+    if values is arr.dictionary:
+        return arr
+    indices = arr.indices
+    if values.null_count:
+        keep = pc.take(values.is_valid(), indices)
+        indices = pc.if_else(keep, indices, pa.scalar(None, indices.type))
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def decoded(arr: pa.Array) -> pa.Array:
+    """Dictionary-encoded values as a plain array (others as they are)."""
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+
+
 def _is_blank(value: Any) -> bool:
     if value is None:
         return True
@@ -300,6 +321,11 @@ class Column:
         """Trimmed text, null where missing or empty (ids, names, channels)."""
         raise NotImplementedError
 
+    def labels(self) -> pa.Array:
+        """Like strings(), but dictionary-encoded text may stay encoded (event names, channels:
+        the store takes either, and decoding would cost more than reading the file)."""
+        return self.strings()
+
     def time_input(self) -> pa.Array:
         """What the time parser should see: typed times stay typed."""
         return self.strings()
@@ -383,20 +409,40 @@ class ArrowColumn(Column):
     """A typed column (Parquet): types are kept, so numbers stay numbers and times stay times."""
 
     def __init__(self, arr: pa.Array) -> None:
-        if pa.types.is_dictionary(arr.type):
+        # Dictionary-encoded text (Parquet's small dictionaries) stays encoded for labels() and
+        # json_text(), which work on the dictionary's values; other questions see it decoded.
+        if pa.types.is_dictionary(arr.type) and not _is_text_type(arr.type.value_type):
             arr = arr.dictionary_decode()
-        self.arr = arr
+        self.given = arr
+        self.encoded: pa.DictionaryArray | None = None
+        self._arr: pa.Array | None = arr
+        if pa.types.is_dictionary(arr.type):
+            self.encoded, self._arr = arr, None
+
+    @property
+    def arr(self) -> pa.Array:
+        """The values, decoded."""
+        if self._arr is None:
+            self._arr = self.given.dictionary_decode()
+        return self._arr
 
     def __len__(self) -> int:
-        return len(self.arr)
+        return len(self.given)
 
     def take(self, idx: np.ndarray) -> ArrowColumn:
-        return ArrowColumn(self.arr.take(idx))
+        return ArrowColumn(self.given.take(idx))
+
+    def labels(self) -> pa.Array:
+        if self.encoded is None:
+            return self.strings()
+        return _recoded(self.encoded, clean_strings(self.encoded.dictionary))
 
     def _is_text(self) -> bool:
-        return pa.types.is_string(self.arr.type) or pa.types.is_large_string(self.arr.type)
+        return self.encoded is not None or _is_text_type(self.given.type)
 
     def strings(self) -> pa.Array:
+        if self.encoded is not None:
+            return decoded(self.labels())  # cleaned once per dictionary value
         if self._is_text():
             return clean_strings(self.arr)
         t = self.arr.type
@@ -425,6 +471,14 @@ class ArrowColumn(Column):
         return ["" if v is None else to_text(v) for v in self.arr.to_pylist()]
 
     def json_text(self) -> tuple[bool, pa.Array]:
+        if self.encoded is not None:  # the dictionary's values, once each
+            values = self.encoded.dictionary
+            blank = _blank(values)
+            if blank is not None:
+                values = pc.if_else(blank, pa.scalar(None, values.type), values)
+            if _needs_json_escape(values):
+                return False, _recoded(self.encoded, json_strings(values))
+            return True, _recoded(self.encoded, values)
         t = self.arr.type
         if self._is_text():  # kept as written, but blank means 'no value'
             blank = _blank(self.arr)

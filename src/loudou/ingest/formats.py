@@ -358,6 +358,10 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
                 shutil.copyfileobj(src, dst, 1 << 20)
         try:
             pf = pq.ParquetFile(source)
+            encoded = _small_dictionaries(pf.metadata)
+            if encoded:
+                pf.close()
+                pf = pq.ParquetFile(source, read_dictionary=encoded)
         except (pa.ArrowInvalid, OSError) as e:
             raise ImportError_(
                 f"{path} is not a readable Parquet file: {str(e).splitlines()[0]}"
@@ -373,3 +377,26 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
             done += rb.num_rows
             meter.done = meter.total * done // total
             yield RawBatch(columns=columns, lines=lines, header=names)
+
+
+def _small_dictionaries(meta: pq.FileMetaData) -> list[str]:
+    """Top-level text columns that every row group stores dictionary-encoded in at most two bytes
+    a row, dictionary included (event names, channels, plans; not ids). Read as dictionaries,
+    they cost ~40% less to read, are checked once per distinct value, and reach DuckDB as they
+    are. A column that outgrew its dictionary part way (ids) stores its values plainly, at four
+    bytes a row or more, and is read as text."""
+    schema = meta.schema
+    names: list[str] = []
+    for i in range(meta.num_columns):
+        col = schema.column(i)
+        if col.physical_type != "BYTE_ARRAY" or col.logical_type.type != "STRING":
+            continue
+        if "." in col.path or col.max_repetition_level:
+            continue
+        chunks = [meta.row_group(g).column(i) for g in range(meta.num_row_groups)]
+        if chunks and all(
+            c.has_dictionary_page and c.total_uncompressed_size <= 2 * max(c.num_values, 1)
+            for c in chunks
+        ):
+            names.append(col.path)
+    return names

@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.errors import ImportError_
-from loudou.ingest.columns import Column, dumps, join_text, json_members
+from loudou.ingest.columns import Column, decoded, dumps, join_text, json_members
 from loudou.ingest.formats import RawBatch
 from loudou.ingest.timestamps import BAD, MISSING, TimeZone, parse_times
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, conform
 
 _CUSTOMER_ALIASES = ("user_id", "userId", "distinct_id", "customerId")
 _DAY_US = 86_400_000_000
@@ -203,13 +203,18 @@ def _column(batch: RawBatch, res: Resolution, target: str) -> Column | None:
     return batch.columns.get(source) if source else None
 
 
-def _text(batch: RawBatch, res: Resolution, target: str) -> pa.Array:
+def _text(batch: RawBatch, res: Resolution, target: str, *, labels: bool = False) -> pa.Array:
+    """The target's text; with ``labels``, dictionary-encoded text may stay encoded."""
     col = _column(batch, res, target)
-    return col.strings() if col is not None else pa.nulls(batch.num_rows, pa.string())
+    if col is None:
+        return pa.nulls(batch.num_rows, pa.string())
+    return col.labels() if labels else col.strings()
 
 
-def _required_text(batch: RawBatch, res: Resolution, target: str, checks: _Checks) -> pa.Array:
-    s = _text(batch, res, target)
+def _required_text(
+    batch: RawBatch, res: Resolution, target: str, checks: _Checks, *, labels: bool = False
+) -> pa.Array:
+    s = _text(batch, res, target, labels=labels)
     checks.flag(
         np.asarray(s.is_null().to_numpy(zero_copy_only=False)), f"missing {res.label(target)}"
     )
@@ -276,7 +281,7 @@ def objects(batch: RawBatch, res: Resolution, good: np.ndarray, name: str) -> pa
     if all(text.null_count == 0 for _, _, text in parts):
         return _whole_objects(parts)
     members = [
-        json_members(key, pc.binary_join_element_wise('"', text, '"', "") if quoted else text)
+        json_members(key, join_text(['"', text, '"']) if quoted else decoded(text))
         for key, quoted, text in parts
     ]
     joined = pc.binary_join_element_wise(*members, "")
@@ -350,7 +355,7 @@ def build_events(batch: RawBatch, res: Resolution, tz: TimeZone) -> Built:
     """Events with ids: the file's event_id where given, else a stable hash of the row."""
     checks = _Checks(batch.num_rows)
     customer = _required_text(batch, res, "customer_id", checks)
-    event = _required_text(batch, res, "event", checks)
+    event = _required_text(batch, res, "event", checks, labels=True)
     ts = _times(batch, res, "ts", tz, checks, "a time")
     revenue = _number(batch, res, "revenue", checks, required=False)
     good = checks.good()
@@ -361,15 +366,15 @@ def build_events(batch: RawBatch, res: Resolution, tz: TimeZone) -> Built:
         "event": pick(event),
         "ts": pa.array(ts, pa.timestamp("us")),
         "session_id": pick(_text(batch, res, "session_id")),
-        "channel": pick(_text(batch, res, "channel")),
-        "campaign": pick(_text(batch, res, "campaign")),
+        "channel": pick(_text(batch, res, "channel", labels=True)),
+        "campaign": pick(_text(batch, res, "campaign", labels=True)),
         "revenue": pick(revenue),
     }
     props = objects(batch, res, good, "properties")
     parts = [cols[k] for k in ("customer_id", "event")] + [pa.array(ts, pa.int64())]
     parts += [cols[k] for k in ("session_id", "channel", "campaign", "revenue")] + [props]
     ids = _event_ids(pick(_text(batch, res, "event_id")), parts)
-    table = pa.table({"event_id": ids, **cols, "properties": props}, schema=EVENT_SCHEMA)
+    table = conform(pa.table({"event_id": ids, **cols, "properties": props}), EVENT_SCHEMA)
     return Built(table, checks.reasons)
 
 

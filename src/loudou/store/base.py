@@ -53,6 +53,25 @@ SPEND_SCHEMA = pa.schema(
 )
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly the columns and types of ``schema``, casting only where needed: rows
+    from the tracking parser already are, and dictionary-encoded text (a Parquet import's event
+    names and channels) stays encoded where the schema has text. DuckDB stores both alike, and
+    decoding would cost an import more than reading the file did."""
+    if table.schema.equals(schema):
+        return table
+    table = table.select(schema.names)
+    fields = [_kept(f, table.schema.field(f.name).type) for f in schema]
+    return table.cast(pa.schema(fields))
+
+
+def _kept(field: pa.Field, given: pa.DataType) -> pa.Field:
+    text = (pa.string(), pa.large_string())
+    if field.type in text and pa.types.is_dictionary(given) and given.value_type in text:
+        return field.with_type(given)
+    return field
+
+
 @dataclass
 class Prepared:
     """What an import works out for a write of events in its reading thread, while its previous

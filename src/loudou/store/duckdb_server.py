@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, ApiKey, WriteResult
+from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, ApiKey, WriteResult, conform
 from loudou.store.keyset import StoredKeys
 
 if TYPE_CHECKING:
@@ -37,14 +37,6 @@ _KNOWN_LIMIT = 1_000_000  # linked aliases remembered by the writer before start
 # an alias (the common case) skips the identity join; past it, every batch is joined.
 _ALL_ALIASES_LIMIT = 2_000_000
 _LINK_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with exactly the columns and types of ``schema`` (casting only if needed: rows
-    from the tracking parser already are)."""
-    if table.schema.equals(schema):
-        return table
-    return table.select(schema.names).cast(schema)
 
 
 def resolve_links(links: Sequence[tuple[str, str]], existing: dict[str, str]) -> dict[str, str]:

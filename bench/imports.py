@@ -163,6 +163,7 @@ def main() -> None:
         table = make_events(args.events, ids=not args.no_ids)
         paths = write_files(table, Path(folder), gz=args.gzip)
         del table
+        os.sync()  # the files' writeback would otherwise share the first import's time
         runs = [
             (fmt, path, src)
             for fmt, path in paths.items()

@@ -821,8 +821,12 @@ def test_bulk_properties_match_python_json(rows: list[tuple[str, str, str]]) -> 
     arrow_cols = {
         k: ArrowColumn(pa.array([r[i] for r in rows], pa.string())) for i, k in enumerate(keys)
     }
+    encoded_cols = {  # Parquet text read as dictionaries
+        k: ArrowColumn(pa.array([r[i] for r in rows], pa.string()).dictionary_encode())
+        for i, k in enumerate(keys)
+    }
     good = np.arange(len(rows))
-    for cols in (text_cols, arrow_cols):
+    for cols in (text_cols, arrow_cols, encoded_cols):
         batch = RawBatch(columns=dict(cols), lines=good + 2, header=keys)
         got = objects(batch, Resolution({}, None, keys), good, "properties").to_pylist()
         values = {k: c.json_values() for k, c in cols.items()}

@@ -181,13 +181,15 @@ def _is_text_type(t: pa.DataType) -> bool:
 
 def _recoded(arr: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray:
     """``arr``'s indices over new dictionary ``values`` (one per old value); rows whose value
-    became null become null."""
+    became null become null (the dictionary itself keeps no null: Arrow cannot join such
+    dictionaries)."""
     if values is arr.dictionary:
         return arr
     indices = arr.indices
     if values.null_count:
         keep = pc.take(values.is_valid(), indices)
         indices = pc.if_else(keep, indices, pa.scalar(None, indices.type))
+        values = values.fill_null("")
     return pa.DictionaryArray.from_arrays(indices, values)
 
 

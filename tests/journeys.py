@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import mmh3
 import numpy as np
 import pyarrow as pa
 
@@ -77,6 +78,11 @@ def counts(store: Any, spec: FunnelSpec, engine: str = "auto") -> list[int]:
 def counts_from_levels(levels: list[int] | np.ndarray, n_steps: int) -> list[int]:
     arr = np.asarray(list(levels), dtype=np.int64)
     return [int(np.count_nonzero(arr >= k)) for k in range(1, n_steps + 1)]
+
+
+def murmur(text: str) -> int:
+    """An event id's key as the ``mmh3`` package computes it (the reference for loudou's own)."""
+    return mmh3.hash128(text.encode(), seed=0, x64arch=True, signed=False)
 
 
 def database_at_version(path: Any, version: int, batch: pa.Table) -> None:

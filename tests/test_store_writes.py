@@ -3,6 +3,7 @@ rolled-back writes, several stores and processes on one file, and the upgrade fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -20,11 +21,12 @@ from hypothesis import strategies as st
 import loudou
 from loudou.errors import StoreError
 from loudou.ingest.files import _prepared
+from loudou.store import duckdb as duckdb_store
 from loudou.store.base import CUSTOMER_SCHEMA
 from loudou.store.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
 from loudou.store.keyset import StoredKeys
 
-from journeys import database_at_version, events_table
+from journeys import database_at_version, events_table, murmur
 
 
 def _batch(ids: list[str], customer: str = "c", start: int = 0) -> pa.Table:
@@ -38,17 +40,11 @@ def _stored_ids(store: DuckDBStore) -> list[str]:
 
 
 def _keys_match_events(store: DuckDBStore) -> bool:
-    """event_keys holds exactly one key per stored event (as md5_number splits it)."""
-
-    def one(sql: str) -> int:
-        return int(store.query(sql).column(0)[0].as_py())
-
-    missing = one(
-        "SELECT count(*) FROM (SELECT (md5_number(event_id) >> 64)::UBIGINT AS hi, "
-        "(md5_number(event_id) & 18446744073709551615::UHUGEINT)::UBIGINT AS lo FROM events "
-        "EXCEPT ALL SELECT hi, lo FROM event_keys)"
-    )
-    return missing == 0 and one("SELECT count(*) FROM event_keys") == store.counts()["events"]
+    """event_keys holds exactly one key per stored event: the mmh3 package's MurmurHash3 x64 128
+    of its id."""
+    ids = store.query("SELECT event_id FROM events").column(0).to_pylist()
+    keys = store.query("SELECT hi, lo FROM event_keys").to_pylist()
+    return sorted((k["hi"] << 64) | k["lo"] for k in keys) == sorted(map(murmur, ids))
 
 
 def test_repeats_within_and_across_batches_are_stored_once():
@@ -264,26 +260,52 @@ def test_first_and_last_seen_follow_every_write_and_link():
     assert seen()["a"] == (t0 + timedelta(minutes=10, seconds=30),) * 2
 
 
-def test_version_3_database_upgrades_keeping_events_keys_and_deduplication(tmp_path):
+def test_version_3_database_upgrades_keeping_events_and_deduplication(tmp_path):
+    """MD5 keys (version 3), split in halves (4), become MurmurHash3 keys (8)."""
     path = tmp_path / "v3.duckdb"
-    old = _batch(["e1", "e2", "e3"])
+    ids = ["e1", "e2", "e3"]
+    old = _batch(ids)
     database_at_version(path, 3, old)
     before = duckdb.connect(str(path))
     old_keys = [
         int(k) for (k,) in before.execute("SELECT k FROM event_keys ORDER BY rowid").fetchall()
     ]
     before.close()
+    md5 = [int.from_bytes(hashlib.md5(i.encode()).digest(), "little") for i in ids]
+    assert old_keys == sorted(md5)  # version 3 kept them in key order
     store = loudou.connect(path)
-    assert store.schema_version == SCHEMA_VERSION >= 4
-    assert _stored_ids(store) == ["e1", "e2", "e3"] and _keys_match_events(store)
+    assert store.schema_version == SCHEMA_VERSION >= 8
+    assert _stored_ids(store) == ids and _keys_match_events(store)
     rows = store.query("SELECT hi, lo FROM event_keys ORDER BY rowid").to_pylist()
-    assert [(r["hi"] << 64) | r["lo"] for r in rows] == old_keys  # same keys, same order
+    assert [(r["hi"] << 64) | r["lo"] for r in rows] == [murmur(i) for i in ids]  # in event order
     assert store.insert_events(old).inserted == 0
     assert store.insert_events(_batch(["e3", "e4"])).inserted == 1
     store.close()
     reopened = loudou.connect(path, read_only=True)
     assert reopened.counts()["events"] == 4
     reopened.close()
+
+
+def test_version_7_keys_are_computed_again_page_by_page(tmp_path, monkeypatch):
+    """Schema version 8 re-keys every stored event (MD5 halves -> MurmurHash3), a page of rows
+    at a time, in event order; de-duplication goes on across the upgrade."""
+    path = tmp_path / "v7.duckdb"
+    ids = [f"e{i}" for i in range(10)]
+    database_at_version(path, 7, _batch(ids))
+    con = duckdb.connect(str(path))
+    con.execute(
+        "INSERT INTO event_keys SELECT (md5_number(event_id) >> 64)::UBIGINT, "
+        "(md5_number(event_id) & 18446744073709551615::UHUGEINT)::UBIGINT FROM events"
+    )
+    con.close()
+    monkeypatch.setattr(duckdb_store, "_REKEY_ROWS", 3)
+    store = DuckDBStore(str(path))
+    assert store.schema_version == SCHEMA_VERSION
+    rows = store.query("SELECT hi, lo FROM event_keys ORDER BY rowid").to_pylist()
+    assert [(r["hi"] << 64) | r["lo"] for r in rows] == [murmur(i) for i in ids]
+    assert store.insert_events(_batch(["e3", "e10"])).inserted == 1
+    assert _keys_match_events(store)
+    store.close()
 
 
 def test_first_and_last_seen_of_a_write_with_many_customers():

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from loudou.kernels.keys import add_keys, has_keys, md5_keys, rehash, remove_keys
+from loudou.kernels.keys import add_keys, has_keys, murmur_keys, rehash, remove_keys
 
 MAX_LOAD = 0.75  # keys per slot before the slot array doubles
 SEEN_LIMIT = 250_000  # customer ranges remembered (~200 bytes each) before starting over
@@ -92,7 +92,8 @@ class KeySet:
 
 
 def event_keys(ids: pa.ChunkedArray | pa.Array) -> KeyBatch:
-    """The (hi, lo) key of each id: ``md5_number(id)`` as DuckDB computes it, split in halves."""
+    """The (hi, lo) key of each id: its MurmurHash3 x64 128, split in halves (see
+    :mod:`loudou.kernels.keys`)."""
     if isinstance(ids, pa.ChunkedArray):
         chunks = ids.chunks
     else:
@@ -109,7 +110,7 @@ def event_keys(ids: pa.ChunkedArray | pa.Array) -> KeyBatch:
         _, offsets_buf, data_buf = chunk.buffers()
         offsets = np.frombuffer(offsets_buf, np.int32, m + 1, chunk.offset * 4)
         data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-        md5_keys(data, offsets, hi[at : at + m], lo[at : at + m])
+        murmur_keys(data, offsets, hi[at : at + m], lo[at : at + m])
         at += m
     return hi, lo
 

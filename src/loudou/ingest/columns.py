@@ -179,6 +179,22 @@ def _is_text_type(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
+def _one_text_layout(arr: pa.Array) -> pa.Array:
+    """Text as ``string`` (plain or as dictionary values): pyarrow keeps a file's large_string
+    and string_view, and several of Arrow's kernels refuse them, or refuse to mix them with
+    ``string`` literals. A batch holds far less than the 2 GB a ``string`` array can."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        if _is_other_text(t.value_type):
+            return arr.cast(pa.dictionary(t.index_type, pa.string()))
+        return arr
+    return arr.cast(pa.string()) if _is_other_text(t) else arr
+
+
+def _is_other_text(t: pa.DataType) -> bool:
+    return pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
 def _recoded(arr: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray:
     """``arr``'s indices over new dictionary ``values`` (one per old value); rows whose value
     became null become null (the dictionary itself keeps no null: Arrow cannot join such
@@ -413,6 +429,7 @@ class ArrowColumn(Column):
     def __init__(self, arr: pa.Array) -> None:
         # Dictionary-encoded text (Parquet's small dictionaries) stays encoded for labels() and
         # json_text(), which work on the dictionary's values; other questions see it decoded.
+        arr = _one_text_layout(arr)
         if pa.types.is_dictionary(arr.type) and not _is_text_type(arr.type.value_type):
             arr = arr.dictionary_decode()
         self.given = arr

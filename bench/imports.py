@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,43 +46,62 @@ def count(text: str) -> int:
     return int(float(t[:-1] if scale > 1 else t) * scale)
 
 
+_PART = 40 * 256_000  # rows built at a time (a whole number of the Parquet file's row groups)
+
+
 def make_events(n: int, *, ids: bool, seed: int = 7) -> pa.Table:
-    """``n`` synthetic events in time order."""
+    """``n`` synthetic events in time order (up to a few tens of millions: see ``event_parts``)."""
+    return pa.concat_tables(event_parts(n, ids=ids, seed=seed))
+
+
+def event_parts(n: int, *, ids: bool, seed: int = 7) -> Iterator[pa.Table]:
+    """``n`` synthetic events in time order, ``_PART`` rows at a time: a text column of 100M
+    events would pass Arrow's 2 GB per array. The values do not depend on the part size."""
     rng = np.random.default_rng(seed)
     start = np.datetime64("2025-01-01T00:00:00", "us").astype(np.int64)
     span = 182 * 86_400_000_000
     ts = np.sort(start + rng.integers(0, span, n)) // 1000 * 1000  # whole milliseconds
     customers = rng.integers(0, 50_000, n)
     events = rng.choice(len(_EVENTS), n, p=_weights())
-    cust = pc.binary_join_element_wise("c", pa.array(customers).cast(pa.string()), "")
-    cols: dict[str, pa.Array] = {}
-    if ids:
-        hi = rng.integers(0, 2**62, n)
-        cols["event_id"] = pc.binary_join_element_wise(
-            "evt-", pa.array(hi).cast(pa.string()), pa.array(np.arange(n)).cast(pa.string()), "-"
-        )
+    hi = rng.integers(0, 2**62, n) if ids else None
     purchase = events == _EVENTS.index("purchase")
     revenue = np.where(purchase, np.round(rng.gamma(2.0, 40.0, n), 2), np.nan)
-    cols |= {
-        "customer_id": cust,
-        "event": pa.array(np.array(_EVENTS, dtype=object)[events], pa.string()),
-        "ts": pa.array(ts, pa.timestamp("us")),
-        "session_id": pc.binary_join_element_wise(
-            cust, pa.array(ts // 3_600_000_000).cast(pa.string()), "-"
-        ),
-        "channel": pa.array(
-            np.array(_CHANNELS, dtype=object)[rng.integers(0, len(_CHANNELS), n)], pa.string()
-        ),
-        "campaign": pa.array(
-            np.array([f"cmp{i}" for i in range(30)], dtype=object)[rng.integers(0, 30, n)]
-        ),
-        "revenue": pa.array(revenue, pa.float64(), from_pandas=True),
-        "page": pa.array(
-            np.array([f"/p/{i}" for i in range(200)], dtype=object)[rng.integers(0, 200, n)]
-        ),
-        "plan": pa.array(np.array(["free", "pro", "team"], dtype=object)[rng.integers(0, 3, n)]),
+    channel = rng.integers(0, len(_CHANNELS), n)
+    campaign = rng.integers(0, 30, n)
+    page = rng.integers(0, 200, n)
+    plan = rng.integers(0, 3, n)
+    names = {
+        "event": np.array(_EVENTS, dtype=object),
+        "channel": np.array(_CHANNELS, dtype=object),
+        "campaign": np.array([f"cmp{i}" for i in range(30)], dtype=object),
+        "page": np.array([f"/p/{i}" for i in range(200)], dtype=object),
+        "plan": np.array(["free", "pro", "team"], dtype=object),
     }
-    return pa.table(cols)
+    for a in range(0, n, _PART):
+        b = min(a + _PART, n)
+        cust = pc.binary_join_element_wise("c", pa.array(customers[a:b]).cast(pa.string()), "")
+        cols: dict[str, pa.Array] = {}
+        if hi is not None:
+            cols["event_id"] = pc.binary_join_element_wise(
+                "evt-",
+                pa.array(hi[a:b]).cast(pa.string()),
+                pa.array(np.arange(a, b)).cast(pa.string()),
+                "-",
+            )
+        cols |= {
+            "customer_id": cust,
+            "event": pa.array(names["event"][events[a:b]], pa.string()),
+            "ts": pa.array(ts[a:b], pa.timestamp("us")),
+            "session_id": pc.binary_join_element_wise(
+                cust, pa.array(ts[a:b] // 3_600_000_000).cast(pa.string()), "-"
+            ),
+            "channel": pa.array(names["channel"][channel[a:b]], pa.string()),
+            "campaign": pa.array(names["campaign"][campaign[a:b]], pa.string()),
+            "revenue": pa.array(revenue[a:b], pa.float64(), from_pandas=True),
+            "page": pa.array(names["page"][page[a:b]], pa.string()),
+            "plan": pa.array(names["plan"][plan[a:b]], pa.string()),
+        }
+        yield pa.table(cols)
 
 
 def _weights() -> np.ndarray:
@@ -90,14 +110,24 @@ def _weights() -> np.ndarray:
     return w / w.sum()
 
 
-def write_files(table: pa.Table, folder: Path, *, gz: bool) -> dict[str, Path]:
+def write_files(parts: Iterable[pa.Table], folder: Path, *, gz: bool) -> dict[str, Path]:
     """The same events as Parquet and CSV (ISO 8601 times in CSV, as exports write them)."""
     paths = {"parquet": folder / "events.parquet", "csv": folder / "events.csv"}
-    pq.write_table(table, paths["parquet"], row_group_size=256_000)
-    iso = pc.strftime(table["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")  # %f gives nanoseconds' digits
-    iso = pc.utf8_replace_slice(iso, 23, 29, "")
-    text = table.set_column(table.schema.get_field_index("ts"), "ts", iso)
-    pcsv.write_csv(text, paths["csv"])
+    parquet: pq.ParquetWriter | None = None
+    text: pcsv.CSVWriter | None = None
+    for table in parts:
+        if parquet is None:
+            parquet = pq.ParquetWriter(paths["parquet"], table.schema)
+        parquet.write_table(table, row_group_size=256_000)
+        iso = pc.strftime(table["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")  # %f gives nanoseconds' digits
+        iso = pc.utf8_replace_slice(iso, 23, 29, "")
+        rows = table.set_column(table.schema.get_field_index("ts"), "ts", iso)
+        if text is None:
+            text = pcsv.CSVWriter(paths["csv"], rows.schema)
+        text.write_table(rows)
+    for writer in (parquet, text):
+        if writer is not None:
+            writer.close()
     if gz:
         for key in list(paths):
             target = paths[key].with_name(paths[key].name + ".gz")
@@ -108,7 +138,7 @@ def write_files(table: pa.Table, folder: Path, *, gz: bool) -> dict[str, Path]:
 
 
 def _generate(n: int, ids: bool, folder: Path, gz: bool) -> dict[str, Path]:
-    return write_files(make_events(n, ids=ids), folder, gz=gz)
+    return write_files(event_parts(n, ids=ids), folder, gz=gz)
 
 
 @dataclass

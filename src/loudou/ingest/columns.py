@@ -195,6 +195,15 @@ def _is_other_text(t: pa.DataType) -> bool:
     return pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
+def _text_json(s: pa.Array) -> tuple[bool, pa.Array]:
+    """Typed text for JSON, kept as written but blank meaning 'no value' (null): (True, text still
+    to be put in quotes) when nothing in it needs escaping, else (False, JSON string literals)."""
+    blank = _blank(s)
+    if blank is not None:
+        s = pc.if_else(blank, pa.scalar(None, s.type), s)
+    return (False, json_strings(s)) if _needs_json_escape(s) else (True, s)
+
+
 def _recoded(arr: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray:
     """``arr``'s indices over new dictionary ``values`` (one per old value); rows whose value
     became null become null (the dictionary itself keeps no null: Arrow cannot join such
@@ -491,20 +500,11 @@ class ArrowColumn(Column):
 
     def json_text(self) -> tuple[bool, pa.Array]:
         if self.encoded is not None:  # the dictionary's values, once each
-            values = self.encoded.dictionary
-            blank = _blank(values)
-            if blank is not None:
-                values = pc.if_else(blank, pa.scalar(None, values.type), values)
-            if _needs_json_escape(values):
-                return False, _recoded(self.encoded, json_strings(values))
-            return True, _recoded(self.encoded, values)
+            quoted, values = _text_json(self.encoded.dictionary)
+            return quoted, _recoded(self.encoded, values)
         t = self.arr.type
-        if self._is_text():  # kept as written, but blank means 'no value'
-            blank = _blank(self.arr)
-            s = self.arr
-            if blank is not None:
-                s = pc.if_else(blank, pa.scalar(None, self.arr.type), self.arr)
-            return (False, json_strings(s)) if _needs_json_escape(s) else (True, s)
+        if self._is_text():
+            return _text_json(self.arr)
         if pa.types.is_integer(t) or pa.types.is_boolean(t):
             return False, self.arr.cast(pa.string())
         if pa.types.is_floating(t):

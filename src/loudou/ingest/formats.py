@@ -359,11 +359,9 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
         try:
             # pre_buffer: each row group's column chunks are read in a few large reads (coalesced)
             # instead of page by page through a buffered stream: ~40% less CPU to read a file.
-            pf = pq.ParquetFile(source, pre_buffer=True)
-            encoded = _small_dictionaries(pf.metadata)
-            if encoded:
-                pf.close()
-                pf = pq.ParquetFile(source, read_dictionary=encoded, pre_buffer=True)
+            meta = pq.read_metadata(source)
+            encoded = _small_dictionaries(meta) or None
+            pf = pq.ParquetFile(source, metadata=meta, read_dictionary=encoded, pre_buffer=True)
         except (pa.ArrowInvalid, OSError) as e:
             raise ImportError_(
                 f"{path} is not a readable Parquet file: {str(e).splitlines()[0]}"

@@ -886,9 +886,15 @@ edge_text = st.one_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), edge_text), min_size=1, max_size=8), st.integers(0, 3))
-def test_clean_strings_equal_trim_and_blank_to_null(values: list[str | None], cut: int) -> None:
-    arr = pa.array(["  pad  ", *values], pa.string()).slice(1)  # a slice: offsets start past 0
+@given(
+    st.lists(st.one_of(st.none(), edge_text), min_size=1, max_size=8),
+    st.integers(0, 3),
+    st.sampled_from([pa.string(), pa.large_string()]),
+)
+def test_clean_strings_equal_trim_and_blank_to_null(
+    values: list[str | None], cut: int, kind: pa.DataType
+) -> None:
+    arr = pa.array(["  pad  ", *values], kind).slice(1)  # a slice: offsets start past 0
     arr = arr.slice(min(cut, len(values) - 1))
     trimmed = pc.utf8_trim_whitespace(arr)  # the general path, always taken before
     expected = pc.if_else(pc.equal(trimmed, ""), None, trimmed)

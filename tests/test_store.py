@@ -12,6 +12,7 @@ import pytest
 
 import loudou
 from loudou.errors import StoreError
+from loudou.model.plan import plan_funnel
 from loudou.store.duckdb import SCHEMA_VERSION
 from loudou.store.duckdb_sql import funnel_events_sql
 
@@ -118,7 +119,7 @@ def test_user_text_is_bound_never_spliced():
         ],
         breakdown="region",
     )
-    sql, params = funnel_events_sql(spec)
+    sql, params = funnel_events_sql(plan_funnel(spec))
     assert hostile not in sql and "O'Hare" not in sql and "plan" not in sql
     assert hostile in params and "O'Hare" in params and '$."plan"' in params
     store = loudou.connect(":memory:")
@@ -128,12 +129,14 @@ def test_user_text_is_bound_never_spliced():
 
 
 def test_funnel_sql_golden():
-    sql, params = funnel_events_sql(spec_of(["view", "buy where revenue > 100"], window="1d"))
+    spec = spec_of(["view", "buy where revenue > 100"], window="1d")
+    sql, params = funnel_events_sql(plan_funnel(spec))
     assert sql == (
         "SELECT customer_id, unit_key, group_key, t, mask FROM (SELECT e.customer_id AS customer_id, "
         "e.rowid AS r, '' AS unit_key, '' AS group_key, epoch_us(e.ts) AS t, "
         "((CAST(COALESCE(e.event IN ($1), FALSE) AS UBIGINT) << 0) | "
-        "(CAST(COALESCE(e.event IN ($2) AND (TRY_CAST(e.revenue AS DOUBLE) > $3), FALSE) AS UBIGINT) << 1)) AS mask "
+        "(CAST(COALESCE(e.event IN ($2) AND ((CASE WHEN isfinite(e.revenue) THEN e.revenue END) > $3), "
+        "FALSE) AS UBIGINT) << 1)) AS mask "
         "FROM events e WHERE e.event IN ($4, $5) AND TRUE) q WHERE mask <> 0 "
         "ORDER BY customer_id, unit_key, group_key, t, r"
     )

@@ -1,5 +1,5 @@
-"""The group writer schedules DuckDB's checkpoints: never inside a commit, when idle, or between
-commits past a WAL size; commits stay durable (every one syncs the WAL)."""
+"""DuckDB's checkpoints, run as the store's upkeep by the group writer: never inside a commit, when
+idle, or between commits past a WAL size; commits stay durable (every one syncs the WAL)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def _wait(check, seconds: float = 10.0) -> bool:
 def test_an_idle_writer_checkpoints_and_commits_do_not(tmp_path):
     path = tmp_path / "x.duckdb"
     store = DuckDBStore(str(path))
-    writer = GroupWriter(store, idle_checkpoint=0.05)
+    store.idle_poll = 0.05
+    writer = GroupWriter(store)
     try:
         threshold = store.query("SELECT current_setting('checkpoint_threshold') AS t").column(0)
         assert threshold[0].as_py() != "16.0 MiB"  # raised: commits leave the WAL alone
@@ -53,8 +54,8 @@ def test_an_idle_writer_checkpoints_and_commits_do_not(tmp_path):
             await asyncio.gather(*(writer.write(_rows(f"m{k}-")) for k in range(5)))
 
         asyncio.run(send())
-        assert writer.rows == 250 and _wal(path) > 0 and writer.checkpoints == 0
-        assert _wait(lambda: writer.checkpoints == 1)  # a second of idling with a small WAL
+        assert writer.rows == 250 and _wal(path) > 0 and writer.upkeeps == 0
+        assert _wait(lambda: writer.upkeeps == 1)  # a second of idling with a small WAL
         assert _wal(path) == 0
         asyncio.run(send())  # all repeats: committed, nothing new
         assert writer.rows == 250
@@ -67,7 +68,8 @@ def test_an_idle_writer_checkpoints_and_commits_do_not(tmp_path):
 def test_a_busy_writer_checkpoints_between_commits_past_the_wal_limit(tmp_path):
     path = tmp_path / "x.duckdb"
     store = DuckDBStore(str(path))
-    writer = GroupWriter(store, idle_checkpoint=60, max_wal=1)  # never idle long enough
+    store.idle_poll, store.max_wal = 60, 1  # never idle long enough
+    writer = GroupWriter(store)
     try:
 
         async def send() -> None:
@@ -75,7 +77,7 @@ def test_a_busy_writer_checkpoints_between_commits_past_the_wal_limit(tmp_path):
                 await writer.write(_rows(f"b{k}-"))
 
         asyncio.run(send())
-        assert _wait(lambda: writer.checkpoints == 3)
+        assert _wait(lambda: writer.upkeeps == 3)
         assert writer.commits == 3 and _wal(path) == 0
     finally:
         writer.close()
@@ -87,13 +89,14 @@ def test_an_idle_writer_folds_first_and_last_seen_into_customers(tmp_path):
     into customers, and readers see the same times before and after."""
     path = tmp_path / "x.duckdb"
     store = DuckDBStore(str(path))
-    writer = GroupWriter(store, idle_checkpoint=0.05)
+    store.idle_poll = 0.05
+    writer = GroupWriter(store)
     try:
         asyncio.run(writer.write(_rows("f-", 21)))  # customers u0 .. u6
         logged = store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py()
         before = store.read_customers().to_pylist()
         assert logged == 7 and len(before) == 7 and all(r["first_seen"] for r in before)
-        assert _wait(lambda: writer.checkpoints == 1)
+        assert _wait(lambda: writer.upkeeps == 1)
         assert store.query("SELECT count(*) AS n FROM seen_log").column(0)[0].as_py() == 0
         assert store.read_customers().to_pylist() == before
         table = store.query("SELECT customer_id, first_seen, last_seen FROM customers ORDER BY 1")

@@ -18,11 +18,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from loudou.api import errors
-from loudou.api.discovery import ServerInfo, remove_info, write_info
 from loudou.api.keys import KeyRing
 from loudou.api.parsers import ParserPool
 from loudou.api.writer import GroupWriter
-from loudou.store.base import ApiKey
+from loudou.store import ServerInfo, announce, open_for_server, withdraw
+from loudou.store.base import ApiKey, Collector, KeyStore
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 READERS = 4
@@ -57,13 +57,12 @@ class ServerState:
 def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
     """The server for the database at ``db``; ``url`` is where it listens, for other processes;
     ``parsers`` worker processes parse and validate tracking batches (see api/parsers.py)."""
-    from loudou.store.duckdb import DuckDBStore
-
     path = str(Path(db).expanduser().resolve()) if db != ":memory:" else db
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = DuckDBStore(path)
+        store = open_for_server(path)
+        assert isinstance(store, Collector) and isinstance(store, KeyStore)
         token = secrets.token_urlsafe(32)
         ring = KeyRing(store.list_keys())
         local = ApiKey("local", "admin", "", datetime.now(UTC).replace(tzinfo=None), name="local")
@@ -75,12 +74,12 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
             state.readers.put((store.reader(), 0))
         app.state.loudou = state
         if url is not None and path != ":memory:":
-            write_info(path, ServerInfo(url, os.getpid(), token))
+            announce(path, ServerInfo(url, os.getpid(), token))
         try:
             yield
         finally:
             if path != ":memory:":
-                remove_info(path)
+                withdraw(path)
             await state.parsers.close()
             state.writer.close()
             while not state.readers.empty():

@@ -25,9 +25,8 @@ import traceback
 from collections import deque
 from datetime import datetime
 
-import pyarrow as pa
-
 from loudou.ingest.segment import Parsed, Rows, parse_request
+from loudou.store.wire import from_ipc, to_ipc
 
 log = logging.getLogger("loudou.parsers")
 IN_PROCESS_BELOW = 8 * 1024  # body bytes: below this, parsing costs less than the round trip
@@ -38,20 +37,9 @@ class ParserGone(Exception):
     """The worker parsing a request died before answering."""
 
 
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as out:
-        out.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
-
-
 def encode(parsed: Parsed) -> bytes:
     rows = parsed.rows
-    tables = None if rows is None else (_to_ipc(rows.events), _to_ipc(rows.customers), rows.links)
+    tables = None if rows is None else (to_ipc(rows.events), to_ipc(rows.customers), rows.links)
     return pickle.dumps(
         (parsed.key, parsed.problem, parsed.accepted, parsed.problems, tables), protocol=5
     )
@@ -59,7 +47,7 @@ def encode(parsed: Parsed) -> bytes:
 
 def decode(data: bytes) -> Parsed:
     key, problem, accepted, problems, tables = pickle.loads(data)  # noqa: S301 (our own worker)
-    rows = None if tables is None else Rows(_from_ipc(tables[0]), _from_ipc(tables[1]), tables[2])
+    rows = None if tables is None else Rows(from_ipc(tables[0]), from_ipc(tables[1]), tables[2])
     return Parsed(key, problem, accepted, problems, rows)
 
 

@@ -19,10 +19,11 @@ from starlette.responses import Response
 
 from loudou.api.auth import authorize, header_key
 from loudou.api.errors import ApiError, json_response
+from loudou.model.plan import plan_funnel
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import ApiKey
+from loudou.store.wire import ARROW, from_ipc, to_ipc
 
-ARROW = "application/vnd.apache.arrow.stream"
 router = APIRouter(include_in_schema=False)
 _TABLE_WRITES = ("insert_events", "upsert_customers", "insert_spend")
 
@@ -36,13 +37,6 @@ def _local(request: Request) -> ApiKey:
     return key
 
 
-def to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
 def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -54,7 +48,7 @@ def _day(value: str | None) -> date | None:
 def _read(store: Any, op: str, a: dict[str, Any]) -> Any:
     """One read on a server read connection: a table, or plain JSON data."""
     if op == "funnel_events":
-        return store.funnel_events(FunnelSpec.model_validate(a["spec"]))
+        return store.funnel_events(plan_funnel(FunnelSpec.model_validate(a["spec"])))
     if op == "read_events":
         return store.read_events(
             a.get("events"),
@@ -67,8 +61,6 @@ def _read(store: Any, op: str, a: dict[str, Any]) -> Any:
         return store.read_customers(a.get("traits", ()))
     if op == "read_spend":
         return store.read_spend(_day(a.get("since")), _day(a.get("until")))
-    if op == "query":
-        return store.query(a["sql"], a.get("params"))
     if op == "counts":
         return store.counts()
     if op == "get_meta":
@@ -81,7 +73,7 @@ async def store_op(op: str, request: Request) -> Response:
     state = request.app.state.loudou
     body = await request.body()
     if op in _TABLE_WRITES:
-        table = pa.ipc.open_stream(body).read_all()
+        table = from_ipc(body)
         result = await state.writer.run(lambda store: getattr(store, op)(table))
         return json_response({"inserted": result.inserted, "duplicates": result.duplicates})
     args = orjson.loads(body) if body else {}

@@ -1,18 +1,13 @@
 """Group commit: requests hand their rows to one writer thread, which stores everything queued
 since its last commit in a single transaction and then answers all of those requests.
 
-A request is answered only after the transaction holding its rows committed (DuckDB writes and
-syncs its WAL at commit), so a 200 means durable. While one commit runs, new requests queue up and
-share the next one: many concurrent small requests become few transactions.
+A request is answered only after the transaction holding its rows committed (the store makes it
+durable, e.g. DuckDB syncs its WAL), so a 200 means durable. While one commit runs, new requests
+queue up and share the next one: many concurrent small requests become few transactions.
 
-Checkpoints (DuckDB moving the WAL into the database file, during which no commit can run: ~10-25
-ms for 4 MB of WAL, ~0.6 s for 32 MB) are the writer's to schedule: DuckDB's own threshold is
-raised so that a commit does not run one, and the writer checkpoints when it has been idle a
-little while, or between two commits once the WAL has grown past ``MAX_WAL_BYTES`` (sustained
-load leaves no idle time; small checkpoints keep the wait of queued requests short).
-Durability does not depend on checkpoints: every commit syncs the WAL. An idle checkpoint first
-folds the customers' first/last seen times gathered in ``seen_log`` into ``customers`` (one scan
-of ``customers`` for many commits; see store migration ``_v5``).
+Between commits the writer gives a store with the ``Upkeep`` ability its turn (DuckDB's
+checkpoints, see store/duckdb_upkeep.py): after each commit, and while idle with no request being
+read. What upkeep does and when is the store's business.
 """
 
 from __future__ import annotations
@@ -25,44 +20,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from operator import methodcaller
+from typing import Any
 
 from loudou.ingest.segment import Rows
-from loudou.store.base import Collector, WriteResult
+from loudou.store.base import Collector, Upkeep, WriteResult
 
 log = logging.getLogger("loudou.writer")
 MAX_GROUP_ROWS = 50_000  # bounds one transaction's size and latency
 # A commit has a large fixed cost (statements, WAL sync), so while requests are still being read
 # or parsed the writer waits for them, up to this long, rather than commit without them.
 LINGER_S = 0.005
-# Idle checkpoints: after IDLE_CHECKPOINT_S with no job and at least IDLE_MIN_WAL_BYTES of WAL (a
-# checkpoint rewrites each table's last row group, so tiny ones are wasteful), or after
-# IDLE_ANY_WAL_S with any WAL.
-IDLE_CHECKPOINT_S = 0.05
-IDLE_MIN_WAL_BYTES = 1 << 20
-IDLE_ANY_WAL_S = 1.0
-# Checkpoint between commits even when busy, past this much WAL: small checkpoints stall the queue
-# briefly (~10-25 ms for 4 MB; 32 MB took ~0.6 s).
-MAX_WAL_BYTES = 4 << 20
-# A commit runs a checkpoint only past this much WAL (a backstop for writes the writer does not
-# see, e.g. actions); the writer's own checkpoints come long before.
-WAL_BACKSTOP = "1GB"
-
-
-@runtime_checkable
-class WriterStore(Protocol):
-    """A store whose checkpoints the writer schedules, and which prepares for writes (the
-    DuckDB store)."""
-
-    def defer_checkpoints(self, threshold: str) -> None: ...
-
-    def checkpoint(self) -> None: ...
-
-    def wal_bytes(self) -> int: ...
-
-    def prepare_writes(self) -> None: ...
-
-    def fold_seen(self) -> None: ...
 
 
 @dataclass
@@ -84,23 +52,18 @@ class GroupWriter:
         store: Collector,
         max_rows: int = MAX_GROUP_ROWS,
         linger: float = LINGER_S,
-        idle_checkpoint: float = IDLE_CHECKPOINT_S,
-        max_wal: int = MAX_WAL_BYTES,
     ) -> None:
         self.store = store
         self.max_rows = max_rows
         self.linger = linger
-        self.idle_checkpoint = idle_checkpoint
-        self.max_wal = max_wal
         self.incoming = 0  # requests being read or parsed, soon to be written (event loop's count)
         self.commits = 0  # transactions so far, for tests and /v1/health
         self.rows = 0
-        self.checkpoints = 0  # run by this writer (idle or past max_wal)
-        self._unsaved = False  # committed since the last checkpoint
-        self._ckpt: WriterStore | None = store if isinstance(store, WriterStore) else None
-        if self._ckpt is not None:
-            self._ckpt.defer_checkpoints(WAL_BACKSTOP)
-            self._ckpt.prepare_writes()  # so that the first requests do not wait for it
+        self.upkeeps = 0  # the store's upkeep runs (e.g. DuckDB checkpoints)
+        self._unsaved = False  # committed since the last upkeep
+        self._upkeep: Upkeep | None = store if isinstance(store, Upkeep) else None
+        if self._upkeep is not None:
+            self._upkeep.start_writing()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="loudou-writer", daemon=True)
         self._thread.start()
@@ -170,38 +133,35 @@ class GroupWriter:
             error = self._commit(group)
             for job in group:
                 job.done(None, error)
-            if self._ckpt is not None and self._ckpt.wal_bytes() >= self.max_wal:
-                self._checkpoint()
+            self._tend(methodcaller("after_commit"))
 
     def _next(self) -> _Job | None:
-        """The next job; while none comes, checkpoint once idle for ``idle_checkpoint`` s with
-        a megabyte of WAL, or for a second with any (not while requests are being read: they
-        would wait for it)."""
+        """The next job; while none comes, the store's idle upkeep (not while requests are
+        being read: they would wait for it)."""
         idle = 0.0
-        while self._unsaved and self._ckpt is not None:
+        while self._unsaved and self._upkeep is not None:
             try:
-                return self._queue.get(timeout=self.idle_checkpoint)
+                return self._queue.get(timeout=self._upkeep.idle_poll)
             except queue.Empty:
-                idle += self.idle_checkpoint
-                if self.incoming <= 0 and (
-                    idle >= IDLE_ANY_WAL_S or self._ckpt.wal_bytes() >= IDLE_MIN_WAL_BYTES
-                ):
-                    self._checkpoint(fold=True)
+                idle += self._upkeep.idle_poll
+                if self.incoming <= 0:
+                    self._tend(methodcaller("when_idle", idle))
         return self._queue.get()
 
-    def _checkpoint(self, fold: bool = False) -> None:
-        """Checkpoint; ``fold`` (when idle) first folds first/last seen times into customers."""
-        self._unsaved = False
-        if self._ckpt is None:
+    def _tend(self, work: Callable[[Upkeep], bool]) -> None:
+        """Give the store's upkeep its turn; a failure (e.g. a reader's transaction in the way
+        of a checkpoint) is logged, and the next turn tries again."""
+        if self._upkeep is None:
             return
         try:
-            if fold:
-                self._ckpt.fold_seen()
-            self._ckpt.checkpoint()
-        except Exception:  # e.g. a reader's transaction in the way: the next one will do
-            log.warning("checkpoint failed", exc_info=True)
+            ran = work(self._upkeep)
+        except Exception:
+            log.warning("store upkeep failed", exc_info=True)
+            self._unsaved = False
             return
-        self.checkpoints += 1
+        if ran:
+            self._unsaved = False
+            self.upkeeps += 1
 
     def _act(self, job: _Job) -> None:
         assert job.action is not None

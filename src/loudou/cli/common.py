@@ -20,11 +20,11 @@ out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 DbOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
         envvar="LOUDOU_DB",
-        help="Database file (default ./loudou.duckdb).",
+        help="Database: a file path (default ./loudou.duckdb) or a backend URL (duckdb:///path).",
         show_default=False,
     ),
 ]
@@ -43,13 +43,13 @@ def resolve_lang(lang: str | None) -> str:
     return lang
 
 
-def open_store(db: Path | None, read_only: bool = False) -> Store:
+def open_store(db: str | Path | None, read_only: bool = False) -> Store:
     """Open --db (or $LOUDOU_DB, or ./loudou.duckdb); readers open read-only."""
     return connect(db if db is not None else default_path(), read_only=read_only)
 
 
 @contextmanager
-def opened(db: Path | None, read_only: bool = False) -> Iterator[Store]:
+def opened(db: str | Path | None, read_only: bool = False) -> Iterator[Store]:
     """``open_store`` for a ``with`` block: the store is closed however the block ends."""
     store = open_store(db, read_only=read_only)
     try:

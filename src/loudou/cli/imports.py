@@ -37,7 +37,7 @@ def _import(
     tz: str,
     rejects: Path | None,
     as_json: bool,
-    db: Path | None,
+    db: str | None,
     lang: str | None,
 ) -> None:
     from loudou.ingest.files import import_file

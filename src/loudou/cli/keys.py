@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +15,11 @@ from loudou.store import default_path
 keys_app = typer.Typer(help="API keys: write keys send events; read and admin keys query.")
 
 
-def _via_server(db: Path | None, method: str, path: str, body: Any = None) -> Any | None:
+def _via_server(db: str | None, method: str, path: str, body: Any = None) -> Any | None:
     """The server's answer if one serves this database (its local token authorizes), else None."""
-    from loudou.api.discovery import live_server
+    from loudou.store import served_by
 
-    info = live_server(db if db is not None else default_path())
+    info = served_by(db if db is not None else default_path())
     if info is None:
         return None
     import httpx

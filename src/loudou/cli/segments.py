@@ -91,7 +91,7 @@ def create(
     err.print("saved: " + ", ".join(s.name for s in segs))
 
 
-def _sizes(segs: list[Segment], db: Path | None) -> list[int]:
+def _sizes(segs: list[Segment], db: str | None) -> list[int]:
     from loudou.query.segments import members
 
     with opened(db, read_only=True) as store:

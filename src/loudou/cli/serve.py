@@ -33,11 +33,10 @@ def serve(
     import uvicorn
 
     from loudou.api.app import create_app
-    from loudou.api.discovery import live_server
-    from loudou.store import connect
+    from loudou.store import connect, served_by
 
     path = str(db if db is not None else default_path())
-    running = live_server(path)
+    running = served_by(path)
     if running is not None:
         raise LoudouError(f"already served at {running.url} (pid {running.pid})", "db")
     connect(path).close()  # create or migrate now, so problems are one line, not a traceback

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loudou.errors import LoudouError
+from loudou.model.conditions import check_value
 from loudou.model.spec import NAME_RE, Scalar, check_name
 
 
@@ -126,6 +127,7 @@ def _check_op(op: str, value: Any) -> None:
             raise ValueError("op 'between' needs [low, high] (both inclusive)")
     elif value is None or isinstance(value, list):
         raise ValueError(f"op {op!r} needs a single value")
+    check_value(value)
 
 
 class Segment(BaseModel):

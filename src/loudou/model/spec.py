@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from loudou.errors import SpecError
+from loudou.model.conditions import Scalar, check_value
 
 Op = Literal["=", "!=", ">", ">=", "<", "<=", "in", "not in", "contains", "is set", "is not set"]
 OPS: tuple[str, ...] = (
@@ -29,7 +30,6 @@ OPS: tuple[str, ...] = (
 )
 Mode = Literal["ordered", "strict_order", "strict_increase", "any_order"]
 CountBy = Literal["customers", "sessions", "totals"]
-Scalar = str | int | float | bool
 
 MAX_STEPS = 32  # ClickHouse windowFunnel's own limit; enough for any real funnel.
 
@@ -111,6 +111,7 @@ class Condition(_Model):
                 raise ValueError(f"op {self.op!r} needs a non-empty list as value")
         elif self.value is None or isinstance(self.value, list):
             raise ValueError(f"op {self.op!r} needs a single value")
+        check_value(self.value)
         return self
 
     @builtins.property  # the field 'property' shadows the builtin here

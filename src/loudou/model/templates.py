@@ -4,11 +4,19 @@ and reuses it for every funnel built from the template."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from loudou.errors import SpecError
 from loudou.model.spec import FunnelSpec, parse_step
-from loudou.store.base import Store
+
+
+class MetaStore(Protocol):
+    """What templates need of a store: its settings (any ``loudou.store.base.Store`` has them)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
 
 # template -> [(stage key, English label, Chinese label)]
 TEMPLATES: dict[str, list[tuple[str, str, str]]] = {
@@ -105,13 +113,13 @@ def template_spec(name: str, stages: dict[str, Any], /, **options: Any) -> Funne
     return FunnelSpec.parse(data, "template")
 
 
-def save_stage_map(store: Store, name: str, stages: dict[str, Any]) -> None:
+def save_stage_map(store: MetaStore, name: str, stages: dict[str, Any]) -> None:
     """Remember a template's stage map in the store (validated first)."""
     template_spec(name, stages)
     store.set_meta(f"template:{name}", json.dumps(stages, ensure_ascii=False))
 
 
-def load_stage_map(store: Store, name: str) -> dict[str, Any]:
+def load_stage_map(store: MetaStore, name: str) -> dict[str, Any]:
     stages_of(name)
     raw = store.get_meta(f"template:{name}")
     if raw is None:
@@ -123,7 +131,7 @@ def load_stage_map(store: Store, name: str) -> dict[str, Any]:
     return value
 
 
-def spec_from_data(data: Any, store: Store | None = None, source: str = "spec") -> FunnelSpec:
+def spec_from_data(data: Any, store: MetaStore | None = None, source: str = "spec") -> FunnelSpec:
     """A spec mapping (YAML or JSON); ``template: NAME`` with ``stages:`` (or the map saved in the
     store) builds the steps from a template."""
     if isinstance(data, dict) and "template" in data:
@@ -140,7 +148,7 @@ def spec_from_data(data: Any, store: Store | None = None, source: str = "spec") 
     return FunnelSpec.parse(data, source)
 
 
-def load_spec_file(path: str, store: Store | None = None) -> FunnelSpec:
+def load_spec_file(path: str, store: MetaStore | None = None) -> FunnelSpec:
     from pathlib import Path
 
     import yaml

@@ -1,6 +1,6 @@
 """Per-unit funnel rows as numpy arrays, and the groups ("by") that compare and diagnose split on.
 
-Built on :func:`loudou.query.funnel.funnel_customers`: a funnel is per customer, so filtering its
+Built on :func:`loudou.query.engine.funnel_customers`: a funnel is per customer, so filtering its
 rows by segment membership afterwards equals running the funnel on the segment alone.
 """
 
@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 from loudou.errors import SpecError
 from loudou.model.results import BreakdownResult, FunnelResult
 from loudou.model.spec import FunnelSpec
-from loudou.query.funnel import NONE_VALUE, OTHER, Units, funnel_customers, summarize
+from loudou.query.engine import funnel_customers
+from loudou.query.steps import NONE_VALUE, OTHER, plain_funnel, summarize
+from loudou.query.units import Units
 from loudou.store.base import Store
 
 SEGMENT_PREFIX = "segment:"
@@ -156,7 +158,7 @@ def segment_funnel(
     """A funnel restricted to a saved segment and/or broken down by saved segments (``by`` as in
     :func:`segment_groups`); each customer may fall in several segments. ``by`` replaces the
     spec's own breakdown; without it, that breakdown (a property) is kept, top
-    ``breakdown_limit`` values plus 'other' as :func:`loudou.query.funnel.run_funnel` gives them,
+    ``breakdown_limit`` values plus 'other' as :func:`loudou.query.steps.plain_funnel` gives them,
     within the segment."""
     from loudou.model.segment import SegmentError
 
@@ -195,16 +197,14 @@ def any_funnel(
     """The funnel a user asked for, wherever the breakdown came from: a breakdown naming saved
     segments ('segments', 'segment:a,b', 'rfm') — given as ``by`` or as the spec's own, e.g. in a
     spec file — and a ``segment`` filter go through :func:`segment_funnel`; anything else is
-    :func:`loudou.query.funnel.run_funnel`."""
-    from loudou.query.funnel import run_funnel
-
+    :func:`loudou.query.steps.plain_funnel`."""
     if by is None and spec.breakdown and is_segment_by(spec.breakdown):
         by = spec.breakdown
     if by is not None:
         spec = spec.model_copy(update={"breakdown": None})
     if segment or by:
         return segment_funnel(store, spec, segment=segment, by=by)
-    return run_funnel(store, spec)
+    return plain_funnel(store, spec)
 
 
 def band_labels(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, list[str]]:

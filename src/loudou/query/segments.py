@@ -8,13 +8,13 @@ defaults to the newest ``last_seen`` in the store, so old exports and demos beha
 from __future__ import annotations
 
 import json
-import math
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from loudou.model.conditions import Check, Scalar, holds_all
 from loudou.model.segment import RFM_NAMES, Rule, Segment, SegmentError, rfm_group
 from loudou.store.base import Store
 
@@ -100,7 +100,8 @@ def rule_mask(
     if kind == "trait":
         assert rule.trait is not None
         values = store.read_customers([rule.trait]).column(rule.trait).to_pylist()
-        return np.array([trait_matches(v, rule.op, rule.value) for v in values], dtype=bool)
+        tests = Check.of(rule.op, rule.value)
+        return np.array([holds_all(tests, v) for v in values], dtype=bool)
     if kind == "cohort":
         return _cohort_mask(store, rule, customers)
     if kind == "rfm":
@@ -174,69 +175,9 @@ def _as_date(value: object) -> date | None:
         return None
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def trait_matches(actual: str | None, op: str, expected: object) -> bool:
-    """One trait test, with the funnel's condition semantics: numbers compare as numbers, text as
-    text, ``contains`` ignores case, and a missing trait satisfies only ``is not set``."""
-    if op == "is set":
-        return actual is not None
-    if op == "is not set":
-        return actual is None
-    if actual is None:
-        return False
-    if op in ("in", "not in"):
-        assert isinstance(expected, list)
-        hit = any(_equal(actual, v) for v in expected)
-        return hit if op == "in" else not hit
-    if op == "contains":
-        return _text(expected).lower() in actual.lower()
-    if op == "between":
-        assert isinstance(expected, list)
-        return _compare(actual, ">=", expected[0]) and _compare(actual, "<=", expected[1])
-    if op in ("=", "!="):
-        return _equal(actual, expected) == (op == "=")
-    return _compare(actual, op, expected)
-
-
-def _equal(actual: str, expected: object) -> bool:
-    a, e = _number(actual), _number(expected)
-    if a is not None and e is not None and not isinstance(expected, str):
-        return a == e
-    return actual == _text(expected)
-
-
-def _compare(actual: str, op: str, expected: object) -> bool:
-    e = _number(expected)
-    if e is not None and not isinstance(expected, str):
-        a: float | str | None = _number(actual)
-        if a is None:
-            return False
-        left, right = a, e
-    else:
-        left, right = actual, _text(expected)  # type: ignore[assignment]
-    return {
-        ">": left > right,  # type: ignore[operator]
-        ">=": left >= right,  # type: ignore[operator]
-        "<": left < right,  # type: ignore[operator]
-        "<=": left <= right,  # type: ignore[operator]
-    }[op]
+def trait_matches(actual: str | None, op: str, expected: Scalar | list[Scalar] | None) -> bool:
+    """One trait test, by the funnel's condition rules (:mod:`loudou.model.conditions`)."""
+    return holds_all(Check.of(op, expected), actual)
 
 
 # ---- RFM ----------------------------------------------------------------------------------------

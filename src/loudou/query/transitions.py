@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from loudou.model.plan import plan_funnel
 from loudou.model.spec import FunnelSpec
 from loudou.store.base import Store
 
@@ -27,7 +28,7 @@ def _plain(spec: FunnelSpec) -> FunnelSpec:
 def stage_sequences(store: Store, spec: FunnelSpec) -> list[np.ndarray]:
     """Per customer (in id order), the 0-based stages of their step events in time order."""
     n = len(spec.steps)
-    table = store.funnel_events(_plain(spec))
+    table = store.funnel_events(plan_funnel(_plain(spec)))
     if table.num_rows == 0:
         return []
     mask = table.column("mask").to_numpy().astype(np.uint64) & np.uint64((1 << n) - 1)

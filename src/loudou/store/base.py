@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from loudou.model.spec import FunnelSpec
+    from loudou.model.plan import FunnelPlan
     from loudou.store.cache import EventCache
     from loudou.store.keyset import KeyBatch
 
@@ -34,6 +34,7 @@ EVENT_SCHEMA = pa.schema(
     ]
 )
 PROMOTED_COLUMNS = ("session_id", "channel", "campaign", "revenue")
+NUMERIC_COLUMNS = ("revenue",)
 
 CUSTOMER_SCHEMA = pa.schema(
     [
@@ -129,8 +130,8 @@ class Store(Protocol):
         """Add or replace spend rows (SPEND_SCHEMA), keyed by day, channel and campaign."""
         ...
 
-    def funnel_events(self, spec: FunnelSpec) -> pa.Table:
-        """Events relevant to a funnel, sorted by group and time, with a step bit mask per row.
+    def funnel_events(self, plan: FunnelPlan) -> pa.Table:
+        """Events relevant to a funnel plan (``loudou.model.plan``), sorted by group and time, with a step bit mask per row.
 
         Columns: ``customer_id``, ``group_key`` (session and held values joined, or ''),
         ``t`` (int64 microseconds UTC), ``mask`` (uint64: bit k = step k+1, bit n+j = exclusion j),
@@ -221,6 +222,28 @@ class Collector(Protocol):
 
 
 @runtime_checkable
+class Upkeep(Protocol):
+    """Optional ability: upkeep a store's single writer runs between its commits (DuckDB moves
+    its WAL into the database file then, and folds logged first/last seen times). The writer
+    knows when it is idle; the store knows what upkeep it needs and when."""
+
+    idle_poll: float  # seconds between ``when_idle`` calls while nothing is written
+
+    def start_writing(self) -> None:
+        """Once, before the writer's first commit."""
+        ...
+
+    def after_commit(self) -> bool:
+        """After a commit: upkeep that should not wait for idle time; True if some ran."""
+        ...
+
+    def when_idle(self, idle_seconds: float) -> bool:
+        """Nothing written for ``idle_seconds``: True if upkeep ran (not asked again until
+        the next commit), False to be asked again later."""
+        ...
+
+
+@runtime_checkable
 class EventBrowser(Protocol):
     """Paged reads for the query API: one customer's profile, filtered event pages."""
 
@@ -239,4 +262,8 @@ class EventBrowser(Protocol):
         limit: int = 100,
     ) -> pa.Table:
         """Events (EVENT_SCHEMA) in (ts, event_id) order, strictly after the ``after`` cursor."""
+        ...
+
+    def resolve_id(self, any_id: str) -> str:
+        """The customer an id belongs to: itself, or the customer it was linked to as alias."""
         ...

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.errors import StoreError
-from loudou.model.spec import FunnelSpec
+from loudou.model.plan import FunnelPlan
 from loudou.store.base import (
     CUSTOMER_SCHEMA,
     EVENT_SCHEMA,
@@ -31,6 +31,7 @@ from loudou.store.duckdb_sql import (
     read_customers_sql,
     read_events_sql,
 )
+from loudou.store.duckdb_upkeep import UpkeepAbilities
 from loudou.store.keyset import KeyBatch, event_keys, shared_keys, warm_up_kernels
 
 # An event's de-duplication key up to schema version 7 (``_v8`` replaced it with MurmurHash3,
@@ -347,7 +348,7 @@ def _keys_table(batch: pa.Table, hi: np.ndarray, lo: np.ndarray) -> pa.Table:
     )
 
 
-class DuckDBStore(ServerAbilities, CacheAbilities):
+class DuckDBStore(ServerAbilities, UpkeepAbilities, CacheAbilities):
     """Embedded store. Opens read-only when asked, so readers can share a file with one writer."""
 
     @classmethod
@@ -729,8 +730,8 @@ class DuckDBStore(ServerAbilities, CacheAbilities):
         return WriteResult(inserted=inserted, duplicates=batch.num_rows - inserted)
 
     # -- reads ----------------------------------------------------------------------------------
-    def funnel_events(self, spec: FunnelSpec) -> pa.Table:
-        sql, params = funnel_events_sql(spec)
+    def funnel_events(self, plan: FunnelPlan) -> pa.Table:
+        sql, params = funnel_events_sql(plan)
         return self.con.sql(sql, params=params).to_arrow_table()
 
     def read_events(

@@ -11,8 +11,6 @@ customer.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -270,27 +268,6 @@ class ServerAbilities:
         else:
             con.execute(sql + " AND events.ts BETWEEN $1 AND $2", [first, last])
 
-    # -- checkpoints (scheduled by the server's writer) ------------------------------------------
-    def defer_checkpoints(self, threshold: str) -> None:
-        """Let the WAL grow to ``threshold`` (e.g. "1GB") before a commit checkpoints it: the
-        caller checkpoints at times of its choosing. Commits still sync the WAL."""
-        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]?i?B", threshold):
-            raise ValueError(f"not a size: {threshold!r}")
-        self.con.execute(f"SET checkpoint_threshold = '{threshold}'")
-
-    def checkpoint(self) -> None:
-        """Move the WAL into the database file now."""
-        self.con.execute("CHECKPOINT")
-
-    def wal_bytes(self) -> int:
-        """Bytes of WAL not yet checkpointed (0 in memory)."""
-        if self.path == ":memory:":
-            return 0
-        try:
-            return os.path.getsize(self.path + ".wal")
-        except OSError:
-            return 0
-
     def external_write(self) -> None:
         """Another connection of this process committed: cached traits are stale. (Cached
         events catch up by themselves: appends by row id, identity links through the rows
@@ -302,9 +279,7 @@ class ServerAbilities:
             self._writes = getattr(self, "_writes", 0) + 1
 
     def reader(self) -> DuckDBStore:
-        from loudou.store.duckdb import DuckDBStore
-
-        return DuckDBStore.from_connection(self.path, self.con.cursor())
+        return type(self).from_connection(self.path, self.con.cursor())  # type: ignore[attr-defined]
 
     # -- paged reads ------------------------------------------------------------------------------
     def get_customer(self, customer_id: str) -> dict[str, object] | None:

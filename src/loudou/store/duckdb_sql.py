@@ -8,16 +8,23 @@ property names used as output column aliases.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from loudou.model.spec import Condition, FunnelSpec, Scalar, check_name
-from loudou.store.base import EVENT_SCHEMA, PROMOTED_COLUMNS
+from loudou.model.conditions import NUMBER_PATTERN, Check, Item
+from loudou.model.plan import BreakdownSource, FieldTest, FunnelPlan, Match, from_micros
+from loudou.model.spec import check_name
+from loudou.store.base import EVENT_SCHEMA, NUMERIC_COLUMNS, PROMOTED_COLUMNS
 
 
 def json_path(name: str) -> str:
     """A JSON path for one top-level key; names are validated against NAME_RE (no quotes)."""
     return '$."' + name + '"'
+
+
+# A literal in SQL text: our own constant, no quote characters (see model.conditions).
+_NUMBER_SQL = "'^" + NUMBER_PATTERN + "$'"
+assert "'" not in NUMBER_PATTERN
 
 
 class SqlBuilder:
@@ -39,77 +46,62 @@ class SqlBuilder:
     def trait_field(self, name: str) -> str:
         return f"json_extract_string(c.traits, {self.bind(json_path(name))})"
 
-    def condition(self, cond: Condition) -> str:
-        raw = (
-            self.trait_field(cond.field_name)
-            if cond.on_customer
-            else self.event_field(cond.field_name)
-        )
-        op, value = cond.op, cond.value
-        if op == "is set":
-            return f"({raw} IS NOT NULL)"
-        if op == "is not set":
-            return f"({raw} IS NULL)"
-        if op in ("in", "not in"):
-            assert isinstance(value, list)
-            numeric = all(_is_number(v) for v in value)
-            lhs = f"TRY_CAST({raw} AS DOUBLE)" if numeric else f"CAST({raw} AS VARCHAR)"
-            items = ", ".join(self.bind(_sql_value(v, numeric)) for v in value)
-            neg = "NOT " if op == "not in" else ""
-            return f"({lhs} {neg}IN ({items}))"
-        assert value is not None and not isinstance(value, list)
-        if op == "contains":
-            return f"contains(lower(CAST({raw} AS VARCHAR)), lower({self.bind(str(value))}))"
-        if _is_number(value):
-            return f"(TRY_CAST({raw} AS DOUBLE) {op} {self.bind(float(value))})"
-        return f"(CAST({raw} AS VARCHAR) {op} {self.bind(_sql_value(value, False))})"
+    def field_test(self, ft: FieldTest) -> str:
+        """SQL for one condition, by the rules of :mod:`loudou.model.conditions`."""
+        if ft.on_customer:
+            text = self.trait_field(ft.name)
+        else:
+            text = f"CAST({self.event_field(ft.name)} AS VARCHAR)"
+        if ft.name in NUMERIC_COLUMNS and not ft.on_customer:
+            number = f"(CASE WHEN isfinite(e.{ft.name}) THEN e.{ft.name} END)"
+        else:
+            cast = f"TRY_CAST({text} AS DOUBLE)"
+            number = (
+                f"(CASE WHEN regexp_full_match({text}, {_NUMBER_SQL}) AND isfinite({cast}) "
+                f"THEN {cast} END)"
+            )
+        return " AND ".join(self._test(t, text, number) for t in ft.tests)
 
-    def step(
-        self, events: list[str], where: list[Condition], extra: list[str] | None = None
-    ) -> str:
-        names = ", ".join(self.bind(n) for n in events)
-        parts = [f"e.event IN ({names})"] + [self.condition(c) for c in where] + (extra or [])
+    def _test(self, test: Check, text: str, number: str) -> str:
+        if test.op == "is set":
+            return f"({text} IS NOT NULL)"
+        if test.op == "is not set":
+            return f"({text} IS NULL)"
+        if test.op == "contains":
+            return f"contains(lower({text}), {self.bind(test.item.text.lower())})"
+        if test.op in ("in", "not in"):
+            member = self._member(test.items, text, number)
+            if test.op == "in":
+                return member
+            return f"({text} IS NOT NULL AND NOT COALESCE({member}, FALSE))"
+        item = test.item
+        if test.compare in ("=", "!="):
+            equal = self._member((item,), text, number)
+            if test.compare == "=":
+                return equal
+            return f"({text} IS NOT NULL AND NOT COALESCE({equal}, FALSE))"
+        if item.number is not None:
+            return f"({number} {test.compare} {self.bind(item.number)})"
+        return f"({text} {test.compare} {self.bind(item.text)})"
+
+    def _member(self, items: Sequence[Item], text: str, number: str) -> str:
+        """Equal to any item: numbers numerically, texts exactly."""
+        numbers = [i.number for i in items if i.number is not None]
+        texts = [i.text for i in items if i.number is None]
+        parts = []
+        if numbers:
+            parts.append(f"{number} IN ({', '.join(self.bind(n) for n in numbers)})")
+        if texts:
+            parts.append(f"{text} IN ({', '.join(self.bind(t) for t in texts)})")
+        return "(" + " OR ".join(parts) + ")"
+
+    def match(self, m: Match, extra: list[str] | None = None) -> str:
+        names = ", ".join(self.bind(n) for n in m.events)
+        parts = [f"e.event IN ({names})"] + [self.field_test(t) for t in m.tests] + (extra or [])
         return "COALESCE(" + " AND ".join(parts) + ", FALSE)"
 
 
-def _is_number(v: Scalar) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _sql_value(v: Scalar, numeric: bool) -> Any:
-    if numeric:
-        return float(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def date_bounds(spec: FunnelSpec) -> tuple[datetime | None, datetime | None, bool]:
-    """(start, end, end_inclusive): a plain date_to covers its whole day."""
-    start = end = None
-    inclusive = True
-    if spec.date_from is not None:
-        d = spec.date_from
-        start = d if isinstance(d, datetime) else datetime(d.year, d.month, d.day)
-    if spec.date_to is not None:
-        d = spec.date_to
-        if isinstance(d, datetime):
-            end = d
-        else:
-            end = datetime(d.year, d.month, d.day) + timedelta(days=1)
-            inclusive = False
-    return start, end, inclusive
-
-
-def _naive_utc(d: datetime) -> datetime:
-    if d.tzinfo is not None:
-        from datetime import UTC
-
-        d = d.astimezone(UTC).replace(tzinfo=None)
-    return d
-
-
-def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
+def funnel_events_sql(plan: FunnelPlan) -> tuple[str, list[Any]]:
     """SQL returning the rows the funnel kernel needs, sorted by (customer, group, time).
 
     Step k+1 sets bit k of ``mask``; exclusion j sets bit n+j. The date range is part of step 1's
@@ -117,27 +109,21 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
     ``strict_order`` keeps every event, because any other event interrupts a chain there.
     """
     b = SqlBuilder()
-    bits: list[str] = []
-    start, end, inclusive = date_bounds(spec)
     first_extra: list[str] = []
-    if start is not None:
-        first_extra.append(f"e.ts >= {b.bind(_naive_utc(start))}")
-    if end is not None:
-        first_extra.append(f"e.ts {'<=' if inclusive else '<'} {b.bind(_naive_utc(end))}")
-
-    for k, step in enumerate(spec.steps):
-        cond = b.step(step.events, step.where, first_extra if k == 0 else None)
-        bits.append(f"(CAST({cond} AS UBIGINT) << {k})")
-    n = len(spec.steps)
-    for j, ex in enumerate(spec.exclusions):
-        cond = b.step(ex.events, ex.where)
-        bits.append(f"(CAST({cond} AS UBIGINT) << {n + j})")
+    if plan.t_from is not None:
+        first_extra.append(f"e.ts >= {b.bind(from_micros(plan.t_from))}")
+    if plan.t_to is not None:
+        first_extra.append(f"e.ts <= {b.bind(from_micros(plan.t_to))}")
+    bits = [
+        f"(CAST({b.match(m, first_extra if i == 0 else None)} AS UBIGINT) << {i})"
+        for i, m in enumerate(plan.matches)
+    ]
     mask = " | ".join(bits)
 
     # unit_key: what is counted besides the customer (a session); group_key: held-constant values.
     # A chain must stay within one (customer, unit, group); rows lacking a needed value drop out.
-    unit_parts = [b.event_field(spec.session_property)] if spec.count == "sessions" else []
-    group_parts = [b.event_field(h) for h in spec.hold_constant]
+    unit_parts = [b.event_field(plan.unit_property)] if plan.unit_property else []
+    group_parts = [b.event_field(h) for h in plan.hold]
     unit_key, group_key = _key(unit_parts), _key(group_parts)
     group_ok = " AND ".join(f"{p} IS NOT NULL" for p in unit_parts + group_parts) or "TRUE"
 
@@ -149,25 +135,19 @@ def funnel_events_sql(spec: FunnelSpec) -> tuple[str, list[Any]]:
         "epoch_us(e.ts) AS t",
         f"({mask}) AS mask",
     ]
-    if spec.breakdown is not None:
-        select.append(f"{breakdown_expr(b, spec.breakdown)} AS breakdown")
+    if plan.breakdown is not None:
+        select.append(f"{breakdown_expr(b, plan.breakdown)} AS breakdown")
 
     prefilter = "TRUE"
-    if spec.mode != "strict_order":
-        names = sorted(
-            {n for s in spec.steps for n in s.events}
-            | {n for x in spec.exclusions for n in x.events}
-        )
-        prefilter = "e.event IN (" + ", ".join(b.bind(n) for n in names) + ")"
+    if plan.mode != "strict_order":
+        prefilter = "e.event IN (" + ", ".join(b.bind(n) for n in plan.event_names) + ")"
     where = f"{prefilter} AND {group_ok}"
-    join = (
-        " LEFT JOIN customers_seen c ON c.customer_id = e.customer_id"
-        if needs_customers(spec)
-        else ""
-    )
+    join = " LEFT JOIN customers_seen c ON c.customer_id = e.customer_id" if plan.traits else ""
     inner = "SELECT " + ", ".join(select) + f" FROM events e{join} WHERE {where}"  # noqa: S608
-    keep = "TRUE" if spec.mode == "strict_order" else "mask <> 0"
-    cols = "customer_id, unit_key, group_key, t, mask" + (", breakdown" if spec.breakdown else "")
+    keep = "TRUE" if plan.mode == "strict_order" else "mask <> 0"
+    cols = "customer_id, unit_key, group_key, t, mask" + (
+        ", breakdown" if plan.breakdown is not None else ""
+    )
     sql = (
         f"SELECT {cols} FROM ({inner}) q WHERE {keep} "  # noqa: S608 (no user text)
         "ORDER BY customer_id, unit_key, group_key, t, r"
@@ -182,18 +162,14 @@ def _key(parts: list[str]) -> str:
     return "concat_ws(chr(31), " + ", ".join(f"CAST({p} AS VARCHAR)" for p in parts) + ")"
 
 
-def breakdown_expr(b: SqlBuilder, breakdown: str) -> str:
-    """``customer.x`` is a trait, ``event.x`` an event property, a bare name tries both."""
-    if breakdown.startswith("customer."):
-        return b.trait_field(breakdown.removeprefix("customer."))
-    if breakdown.startswith("event."):
-        return f"CAST({b.event_field(breakdown.removeprefix('event.'))} AS VARCHAR)"
-    ev = f"CAST({b.event_field(breakdown)} AS VARCHAR)"
-    return f"COALESCE({ev}, {b.trait_field(breakdown)})"
-
-
-def needs_customers(spec: FunnelSpec) -> bool:
-    return any(c.on_customer for s in spec.steps for c in s.where) or spec.breakdown is not None
+def breakdown_expr(b: SqlBuilder, source: BreakdownSource) -> str:
+    """The property's value at the event, else the customer's trait (see BreakdownSource)."""
+    parts = []
+    if source.property is not None:
+        parts.append(f"CAST({b.event_field(source.property)} AS VARCHAR)")
+    if source.trait is not None:
+        parts.append(b.trait_field(source.trait))
+    return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
 
 
 __all__ = ["SqlBuilder", "funnel_events_sql", "json_path"]
@@ -248,3 +224,9 @@ def read_customers_sql(traits: Sequence[str]) -> tuple[str, list[Any]]:
 def quote_ident(name: str) -> str:
     """A double-quoted identifier; names are already validated against NAME_RE (no quotes)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _naive_utc(d: datetime) -> datetime:
+    if d.tzinfo is not None:
+        d = d.astimezone(UTC).replace(tzinfo=None)
+    return d

@@ -1,4 +1,4 @@
-"""A Store that talks to a running ``loudou serve`` (see ``loudou.api.discovery``).
+"""A Store that talks to a running ``loudou serve`` (see ``loudou.store.discovery``).
 
 DuckDB lets only one process open a database file once a server holds it read-write, so other
 processes on the same machine use this instead: the same protocol, carried over loopback HTTP
@@ -16,8 +16,9 @@ import orjson
 import pyarrow as pa
 
 from loudou.errors import LoudouError, SpecError, StoreError
-from loudou.model.spec import FunnelSpec
+from loudou.model.plan import FunnelPlan
 from loudou.store.base import Prepared, WriteResult
+from loudou.store.wire import ARROW, from_ipc, to_ipc
 
 _ERRORS: dict[str, type[LoudouError]] = {"invalid_spec": SpecError, "store_error": StoreError}
 
@@ -36,8 +37,6 @@ class RemoteStore:
         self, op: str, args: dict[str, Any] | None = None, table: pa.Table | None = None
     ) -> httpx.Response:
         if table is not None:
-            from loudou.api.store_proxy import ARROW, to_ipc
-
             content, ctype = to_ipc(table), ARROW
         else:
             content, ctype = orjson.dumps(args or {}, default=_json_default), "application/json"
@@ -55,7 +54,7 @@ class RemoteStore:
         return r
 
     def _table(self, op: str, args: dict[str, Any]) -> pa.Table:
-        return pa.ipc.open_stream(self._call(op, args).content).read_all()
+        return from_ipc(self._call(op, args).content)
 
     def _write(self, op: str, batch: pa.Table) -> WriteResult:
         data = self._call(op, table=batch).json()
@@ -70,8 +69,8 @@ class RemoteStore:
     def insert_spend(self, batch: pa.Table) -> WriteResult:
         return self._write("insert_spend", batch)
 
-    def funnel_events(self, spec: FunnelSpec) -> pa.Table:
-        return self._table("funnel_events", {"spec": spec.model_dump(mode="json")})
+    def funnel_events(self, plan: FunnelPlan) -> pa.Table:
+        return self._table("funnel_events", {"spec": plan.spec.model_dump(mode="json")})
 
     def read_events(
         self,
@@ -96,9 +95,6 @@ class RemoteStore:
 
     def read_spend(self, since: date | None = None, until: date | None = None) -> pa.Table:
         return self._table("read_spend", {"since": since, "until": until})
-
-    def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
-        return self._table("query", {"sql": sql, "params": params})
 
     def counts(self) -> dict[str, int]:
         return dict(self._call("counts").json())

@@ -102,6 +102,7 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
     )
+    app.add_middleware(errors.CatchAll)  # outermost: no unexpected error drops the connection
     errors.install(app)
 
     app.include_router(tracking.router)

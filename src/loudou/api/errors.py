@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -13,6 +14,8 @@ from starlette.responses import Response
 
 from loudou.errors import LoudouError, SpecError, StoreError
 from loudou.ingest.segment import Problem
+
+log = logging.getLogger("loudou.server")
 
 # code -> HTTP status. Codes are part of the API: add, never rename.
 STATUS = {
@@ -60,6 +63,37 @@ class ApiError(Exception):
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.field = code, message, field
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected exception becomes a 500 in the one error shape, logged
+    here. (Starlette's own handler for ``Exception`` re-raises after answering, and the server
+    then drops the connection, which a client such as RemoteStore was about to reuse.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise
+            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            response = error_response(
+                "internal_error", None, "unexpected server error; see the log"
+            )
+            await response(scope, receive, send)
 
 
 def install(app: Any) -> None:

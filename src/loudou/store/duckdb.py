@@ -743,17 +743,11 @@ class DuckDBStore(ServerAbilities, UpkeepAbilities, CacheAbilities):
         columns: Sequence[str] = ("customer_id", "event", "ts"),
         properties: Sequence[str] = (),
     ) -> pa.Table:
-        try:
-            sql, params = read_events_sql(events, since, until, columns, properties)
-        except ValueError as e:
-            raise StoreError(str(e), "properties") from None
+        sql, params = read_events_sql(events, since, until, columns, properties)
         return self.con.sql(sql, params=params).to_arrow_table()
 
     def read_customers(self, traits: Sequence[str] = ()) -> pa.Table:
-        try:
-            sql, params = read_customers_sql(traits)
-        except ValueError as e:
-            raise StoreError(str(e), "traits") from None
+        sql, params = read_customers_sql(traits)
         return self.con.sql(sql, params=params).to_arrow_table()
 
     def read_spend(self, since: date | None = None, until: date | None = None) -> pa.Table:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from loudou.errors import StoreError
 from loudou.model.conditions import NUMBER_PATTERN, Check, Item
 from loudou.model.plan import BreakdownSource, FieldTest, FunnelPlan, Match, from_micros
 from loudou.model.spec import check_name
@@ -186,13 +187,15 @@ def read_events_sql(
     b = SqlBuilder()
     unknown = [c for c in columns if c not in EVENT_SCHEMA.names]
     if unknown:
-        raise ValueError(f"unknown event column {unknown[0]!r}")
+        raise StoreError(f"unknown event column {unknown[0]!r}", "columns")
     clash = [p for p in properties if p in columns]
     if clash:
-        raise ValueError(f"property {clash[0]!r} clashes with a column of the same name")
+        raise StoreError(
+            f"property {clash[0]!r} clashes with a column of the same name", "properties"
+        )
     select = [f"e.{c}" for c in columns]
     for p in properties:
-        check_name(p, "property")
+        _checked(p, "property", "properties")
         select.append(f"CAST({b.event_field(p)} AS VARCHAR) AS {quote_ident(p)}")
     where = ["TRUE"]
     if events is not None:
@@ -212,13 +215,21 @@ def read_customers_sql(traits: Sequence[str]) -> tuple[str, list[Any]]:
     b = SqlBuilder()
     select = ["c.customer_id", "c.first_seen", "c.last_seen"]
     for name in traits:
-        check_name(name, "trait")
+        _checked(name, "trait", "traits")
         if name in ("customer_id", "first_seen", "last_seen"):
-            raise ValueError(f"trait {name!r} clashes with a column of the same name")
+            raise StoreError(f"trait {name!r} clashes with a column of the same name", "traits")
         select.append(f"{b.trait_field(name)} AS {quote_ident(name)}")
     # customers_seen: customers with the first/last seen times not yet folded in (seen_log)
     sql = "SELECT " + ", ".join(select) + " FROM customers_seen c ORDER BY c.customer_id"  # noqa: S608
     return sql, b.params
+
+
+def _checked(name: str, what: str, field: str) -> None:
+    """A property or trait name a read may use, else an error naming the argument at fault."""
+    try:
+        check_name(name, what)
+    except ValueError as e:
+        raise StoreError(str(e), field) from None
 
 
 def quote_ident(name: str) -> str:

@@ -95,7 +95,7 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
         description="Segment-compatible event collection and funnel queries (漏斗).",
         lifespan=lifespan,
     )
-    from loudou.api import admin, analysis, kpi, query, segments, store_proxy, tracking
+    from loudou.api import admin, analysis, generated, kpi, query, segments, store_proxy, tracking
 
     app.add_middleware(tracking.TrackingFastPath)  # added first: inside CORS
     # Browsers post events from other sites; keys, not origins, decide who may write.
@@ -109,7 +109,7 @@ def create_app(db: str, url: str | None = None, parsers: int = 0) -> FastAPI:
     app.include_router(query.router)
     app.include_router(admin.router)
     app.include_router(store_proxy.router)
-    for reads in (analysis, segments, kpi):  # analyses and KPIs (read keys)
+    for reads in (generated, analysis, segments, kpi):  # analyses and KPIs (read keys)
         app.include_router(reads.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from loudou.api.errors import ApiError, json_response
 from loudou.errors import LoudouError
+from loudou.model.spec import FunnelSpec
 from loudou.store.base import Store
 
 MAX_BODY_BYTES = 256 * 1024
@@ -138,3 +139,10 @@ async def answer_async(request: Request, work: Callable[[Store], Any]) -> Respon
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(answer, request, work)
+
+
+def spec_of(store: Store, data: dict[str, Any]) -> FunnelSpec:
+    """A funnel spec from a request body (a template's stage map may come from the store)."""
+    from loudou.model.templates import spec_from_data
+
+    return spec_from_data(data, store, "spec")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from loudou.api.analysis import SpecBody, spec_of
+from loudou.api.analysis import SpecBody
 from loudou.api.auth import require
 from loudou.api.errors import ApiError, json_response
 from loudou.api.reads import (
@@ -22,6 +22,7 @@ from loudou.api.reads import (
     read_model,
     reading,
     rows_csv,
+    spec_of,
 )
 from loudou.model.segment import Segment
 from loudou.store.base import Store

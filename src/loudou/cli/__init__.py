@@ -12,11 +12,11 @@ import typer
 from rich.text import Text
 
 from loudou.cli import (
-    analyze,
+    customers,
     demo,
     funnel,
+    generated,
     imports,
-    journeys,
     keys,
     kpi,
     segments,
@@ -33,8 +33,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each command module registers its commands; add new modules here.
-for _module in (funnel, imports, templates, kpi, segments, analyze, journeys, keys, serve, demo):
+# Each command module registers its commands (``generated``: the analyses of the registry).
+for _module in (funnel, imports, templates, kpi, segments, generated, customers, keys, serve, demo):
     _module.register(app)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +33,7 @@ LangOpt = Annotated[
     str | None, typer.Option("--lang", help="Labels in 'en' or 'zh' (default: from the locale).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SpecArg = Annotated[Path, typer.Argument(help="Funnel spec YAML file.")]
 
 
 def resolve_lang(lang: str | None) -> str:
@@ -56,3 +58,23 @@ def opened(db: str | Path | None, read_only: bool = False) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def working(what: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while long work runs, when stderr is a terminal."""
+    return err.status(what, spinner="dots") if err.is_terminal else nullcontext()
+
+
+def write_csv(
+    rows: list[dict[str, Any]], output: Path | None, fields: list[str] | None = None
+) -> None:
+    """Rows as CSV to ``output`` or standard output (times as ISO text, nulls empty)."""
+    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        names = fields or (list(rows[0]) if rows else [])
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+    finally:
+        if output:
+            handle.close()

@@ -30,8 +30,8 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic business, load it, print its funnels and write a report."""
     from loudou import demo as demo_mod
-    from loudou.cli.analyze import print_findings
     from loudou.cli.kpi import print_summary
+    from loudou.present.render import show as show_result
     from loudou.query.funnel import run_funnel
     from loudou.query.kpi_summary import kpi_summary
     from loudou.report import write_report
@@ -60,7 +60,7 @@ def demo(
     for result, diagnosis in zip(results, diagnoses, strict=True):
         print_funnel(result, language)
         out.print(t("top_findings", language))
-        print_findings(diagnosis, language)
+        show_result(diagnosis, language, out)
         out.print()
     print_summary(kpis, language)
     out.print()

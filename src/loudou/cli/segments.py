@@ -9,8 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
-from loudou.cli.journeys import write_csv
+from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang, write_csv
 from loudou.model.segment import Rule, Segment, SegmentError, load_segments_file
 
 segments_app = typer.Typer(

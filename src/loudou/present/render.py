@@ -1,0 +1,23 @@
+"""Show a result: its registered terminal view or CSV rows (:mod:`loudou.present.views`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+import loudou.present.tables  # noqa: F401  (registers the views)
+from loudou.present.views import CSV, TERMINAL, key
+
+
+def show(result: Any, lang: str, console: Console) -> None:
+    """The terminal view of a result, in ``lang``."""
+    TERMINAL[key(type(result))](result, lang, console)
+
+
+def has_csv(result_type: type | str) -> bool:
+    return key(result_type) in CSV
+
+
+def rows_of(result: Any) -> list[dict[str, Any]]:
+    return CSV[key(type(result))](result)

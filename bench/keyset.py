@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--keys", type=count, default=10_000_000, help="stored keys, e.g. 10M")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from loudou.store.duckdb import DuckDBStore
+    from loudou.backends.duckdb import DuckDBStore
 
     with tempfile.TemporaryDirectory(prefix="loudou-keyset-") as folder:
         path = str(Path(folder) / "k.duckdb")

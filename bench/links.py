@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imports import count, make_events  # noqa: E402
 
 import loudou  # noqa: E402
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA  # noqa: E402
+from loudou.backends.duckdb import DuckDBStore  # noqa: E402
 from loudou.ingest.files import import_file  # noqa: E402
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA  # noqa: E402
-from loudou.store.duckdb import DuckDBStore  # noqa: E402
 
 T = TypeVar("T")
 SPEC = {"steps": ["event_00", "event_01", "signup", "purchase"], "window": "1d"}

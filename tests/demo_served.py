@@ -12,9 +12,9 @@ from typing import Any
 
 import loudou
 from loudou import demo
+from loudou.analyses.segments import save_segment
+from loudou.backends.base import Store
 from loudou.model.segment import Segment
-from loudou.query.segments import save_segment
-from loudou.store.base import Store
 
 from serving import Server, make_keys, start
 

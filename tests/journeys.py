@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 import loudou
+from loudou.analyses.funnel import funnel_units
+from loudou.backends.base import EVENT_SCHEMA, PROMOTED_COLUMNS
 from loudou.model.spec import FunnelSpec
-from loudou.query.funnel import funnel_units
-from loudou.store.base import EVENT_SCHEMA, PROMOTED_COLUMNS
 
 EPOCH = datetime(2025, 1, 1)
 Journey = list[tuple[Any, ...]]
@@ -90,7 +90,7 @@ def database_at_version(path: Any, version: int, batch: pa.Table) -> None:
     holding ``batch``: what an upgrade starts from. Version 3 kept event keys in ``event_keys``."""
     import duckdb
 
-    from loudou.store.duckdb import MIGRATIONS
+    from loudou.backends.duckdb import MIGRATIONS
 
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")

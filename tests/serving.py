@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 import loudou
-from loudou.api.keys import new_key
+from loudou.server.keys import new_key
 
 
 def free_port() -> int:

@@ -10,10 +10,12 @@ import json
 import pytest
 
 import loudou
-from loudou.query.compare import compare
-from loudou.query.diagnose import diagnose
+from loudou.analyses.compare import compare
+from loudou.analyses.diagnose import diagnose
+from loudou.present.render import document
+
+from cli_process import run
 from planted import STEPS, Plant, build
-from test_cli import run
 
 SPEC_YAML = "name: shop\nwindow: 7d\nsteps: [" + ", ".join(STEPS) + "]\n"
 
@@ -88,7 +90,7 @@ def test_diagnose_json_and_languages(env):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     store = loudou.connect(db, read_only=True)
-    expected = diagnose(store, loudou.FunnelSpec.from_yaml(spec), ["device"]).to_dict()
+    expected = document(diagnose(store, loudou.FunnelSpec.from_yaml(spec), ["device"]))
     store.close()
     assert doc == json.loads(json.dumps(expected))
     kinds = {f["kind"] for f in doc["findings"]}

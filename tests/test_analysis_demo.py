@@ -9,8 +9,8 @@ import pytest
 
 import loudou
 from loudou import demo
-from loudou.query.compare import compare
-from loudou.query.diagnose import diagnose
+from loudou.analyses.compare import compare
+from loudou.analyses.diagnose import diagnose
 
 
 @pytest.fixture(scope="module")

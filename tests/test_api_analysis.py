@@ -1,5 +1,5 @@
 """Funnel analyses and segments over real HTTP: each route's JSON equals the Python API's
-``to_dict()`` (what the CLI's ``--json`` prints) on the same data; read keys only; bad input is a
+``document()`` (what the CLI's ``--json`` prints) on the same data; read keys only; bad input is a
 4xx naming the field."""
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ from typing import Any
 
 import pytest
 
-from demo_served import SEGMENT, as_json, journey_spec, served_demo
 from loudou import demo
-from loudou.query.compare import compare
-from loudou.query.correlation import correlate
-from loudou.query.diagnose import diagnose
-from loudou.query.outcomes import step_outcomes
-from loudou.query.paths import top_paths
-from loudou.query.rows import segment_funnel
-from loudou.query.segments import list_segments, members
-from loudou.query.timing import time_to_convert
-from loudou.query.transitions import transition_matrix
-from loudou.query.trends import trends
-from loudou.store.base import Store
+from loudou.analyses.compare import compare
+from loudou.analyses.correlation import correlate
+from loudou.analyses.diagnose import diagnose
+from loudou.analyses.funnel.rows import segment_funnel
+from loudou.analyses.outcomes import step_outcomes
+from loudou.analyses.paths import top_paths
+from loudou.analyses.segments import list_segments, members
+from loudou.analyses.timing import time_to_convert
+from loudou.analyses.transitions import transition_matrix
+from loudou.analyses.trends import trends
+from loudou.backends.base import Store
+from loudou.present.render import document
 
+from demo_served import SEGMENT, as_json, journey_spec, served_demo
 from serving import Server
 
 SPEC = journey_spec()
@@ -94,7 +95,7 @@ def test_route_equals_python_api(
     server, store = served
     r = server.post(path, body, role="read")
     assert r.status_code == 200, r.text
-    assert r.json() == as_json(expected(store).to_dict())
+    assert r.json() == as_json(document(expected(store)))
 
 
 def test_customers_pages_the_csv_rows(served: tuple[Server, Store]) -> None:

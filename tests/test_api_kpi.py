@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from demo_served import as_json, served_demo
 from loudou import kpi
-from loudou.store.base import Store
+from loudou.backends.base import Store
 
+from demo_served import as_json, served_demo
 from serving import Server
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loudou.query.attribution import (
+from loudou.analyses.kpi.attribution import (
     Paths,
     conversion_probability,
     heuristic_credit,
@@ -24,7 +24,7 @@ from loudou.query.attribution import (
     transition_counts,
     transition_matrix,
 )
-from loudou.query.kpi_common import date_range
+from loudou.analyses.kpi.common import date_range
 
 from journeys import make_store
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 import loudou
+from loudou.backends import resolve
 from loudou.errors import StoreError
-from loudou.store import resolve
 
 
 def test_a_plain_path_and_a_duckdb_url_open_the_same_file(tmp_path):

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from loudou.query.cac import payback_months, run_cac
-from loudou.query.kpi_common import date_range
-from loudou.store.base import SPEND_SCHEMA
+from loudou.analyses.kpi.cac import payback_months, run_cac
+from loudou.analyses.kpi.common import date_range
+from loudou.backends.base import SPEND_SCHEMA
 
 from journeys import make_store
 

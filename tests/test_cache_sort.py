@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
+from loudou.backends.cache import EventCache, empty_segment
 from loudou.kernels.cache_sort import (
     RUN,
     Fill,
@@ -22,7 +23,6 @@ from loudou.kernels.cache_sort import (
     merge,
     string_buffers,
 )
-from loudou.store.cache import EventCache, empty_segment
 
 from journeys import events_table
 

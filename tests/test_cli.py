@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import loudou
 
+from cli_process import run
 from journeys import events_table
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loudou.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LANG": "C.UTF-8", **(env or {})},
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import loudou
-from loudou.store.base import EVENT_SCHEMA
+from loudou.backends.base import EVENT_SCHEMA
 
 from journeys import levels_by_customer, spec_of
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import loudou
-from loudou.query import clv
-from loudou.store.base import EVENT_SCHEMA
+from loudou.analyses.kpi import clv
+from loudou.backends.base import EVENT_SCHEMA
 
 lifetimes = pytest.importorskip("lifetimes")
 from lifetimes import BetaGeoFitter, GammaGammaFitter  # noqa: E402
@@ -264,7 +264,7 @@ def test_bad_time_unit_is_an_input_error():
 
 
 def test_churn_risk_list_on_cdnow(cdnow_store, tmp_path):
-    from loudou.query.retention import run_churn_risk
+    from loudou.analyses.kpi.retention import run_churn_risk
 
     store = loudou.connect(cdnow_store, read_only=True)
     res = run_churn_risk(

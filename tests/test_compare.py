@@ -8,9 +8,10 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
+from loudou.analyses.compare import compare
+from loudou.analyses.segments import save_segment
 from loudou.model.segment import Segment
-from loudou.query.compare import compare
-from loudou.query.segments import save_segment
+
 from planted import DEVICES, Plant, build
 
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
+from loudou.analyses.segments import members
 from loudou.errors import SpecError
 from loudou.model.conditions import Check, as_number, holds_all
 from loudou.model.segment import Rule, Segment
-from loudou.query.segments import members
 
 from journeys import levels_by_customer, make_store, spec_of
 

@@ -13,9 +13,9 @@ import pytest
 
 import loudou
 from loudou import demo
+from loudou.analyses.funnel import run_funnel
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, Store
 from loudou.model.results import FunnelResult
-from loudou.query.funnel import run_funnel
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, Store
 
 SMALL: dict[str, Any] = {"seed": 3, "customers": 500, "months": 2}
 # Big enough for the planted effects to stand out of the noise, still about a second to build.

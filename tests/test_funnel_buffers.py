@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 import loudou
+from loudou.analyses.funnel import funnel_units
 from loudou.kernels.scratch import ScratchPool
-from loudou.query.funnel import funnel_units
 
 from journeys import events_table, spec_of
 

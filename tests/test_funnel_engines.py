@@ -128,7 +128,7 @@ def test_engines_agree_after_appends(first, more, options, steps, compact):
 def test_auto_engine_builds_the_cache_from_the_second_funnel_on_large_tables(monkeypatch):
     """A one-off funnel on a large table runs in SQL (sorting every event costs more); the next
     one builds the cache, and from then on every funnel uses it. Both answer the same."""
-    import loudou.store.duckdb_cache as dc
+    import loudou.backends.duckdb_cache as dc
 
     data = {"c1": [("a", 0, 1, "s1", "p"), ("b", 3, 2, "s1", "p")], "c2": [("a", 5, 1, None, None)]}
     store = loudou.connect(":memory:")

@@ -38,7 +38,7 @@ def test_basic_ordered_counts_and_rates():
 def test_wilson_interval_matches_scipy():
     from scipy.stats import binomtest
 
-    from loudou.query.stats import wilson_interval
+    from loudou.analyses.stats import wilson_interval
 
     for k, n in [(0, 5), (1, 3), (7, 9), (50, 1000), (999, 1000), (10, 10)]:
         ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 import loudou
+from loudou.analyses.funnel import run_funnel
+from loudou.analyses.segments import save_segment
 from loudou.model.segment import Segment
-from loudou.query.funnel import run_funnel
-from loudou.query.segments import save_segment
-from planted import STEPS, Plant, build
-from test_cli import run
 
+from cli_process import run
 from journeys import make_store
+from planted import STEPS, Plant, build
 
 SPEC_YAML = "name: shop\nwindow: 7d\nsteps: [" + ", ".join(STEPS) + "]\n"
 SEGMENTS = {
@@ -110,8 +110,8 @@ def test_segment_breakdown_replaces_the_spec_files_breakdown(env, tmp_path):
 def test_a_spec_files_segment_breakdown_means_segments(env, tmp_path):
     """``breakdown: segment:...`` in a spec file, or in a spec sent to the REST API, means what
     ``--breakdown segment:...`` means (it was read as a property named 'segment:mob')."""
+    from loudou.analyses.funnel.rows import any_funnel
     from loudou.model.templates import spec_from_data
-    from loudou.query.rows import any_funnel
 
     db, spec_file, _, _ = env
     by_option = funnel_json(spec_file, "--breakdown", "segment:mob,handheld", "--db", db)

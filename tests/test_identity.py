@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 import loudou
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
-from loudou.store.duckdb_server import resolve_links
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
+from loudou.backends.duckdb_server import resolve_links
 
 
 def test_resolve_links_rules() -> None:

@@ -8,13 +8,13 @@ import pytest
 from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import proportion_confint
 
+from loudou.analyses.correlation import correlate, odds_ratio
+from loudou.analyses.outcomes import step_outcomes
+from loudou.analyses.paths import END, MORE, customer_path, top_paths
+from loudou.analyses.timing import time_to_convert
+from loudou.analyses.transitions import transition_matrix
+from loudou.analyses.trends import period_ordinals, period_span, trends
 from loudou.errors import LoudouError
-from loudou.query.correlation import correlate, odds_ratio
-from loudou.query.outcomes import step_outcomes
-from loudou.query.paths import END, MORE, customer_path, top_paths
-from loudou.query.timing import time_to_convert
-from loudou.query.transitions import transition_matrix
-from loudou.query.trends import period_ordinals, period_span, trends
 
 from journeys import make_store, spec_of
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loudou.store.keyset import KeySet, StoredKeys, event_keys
+from loudou.backends.keyset import KeySet, StoredKeys, event_keys
 
 from journeys import murmur
 

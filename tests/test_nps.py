@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from loudou.query.kpi_common import date_range
-from loudou.query.nps import nps_interval, nps_summary, run_nps
-from loudou.query.stats import Z95
+from loudou.analyses.kpi.common import date_range
+from loudou.analyses.kpi.nps import nps_interval, nps_summary, run_nps
+from loudou.analyses.stats import Z95
 
 from journeys import make_store
 

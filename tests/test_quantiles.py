@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import loudou
+from loudou.analyses.funnel import NONE_VALUE, OTHER, funnel_customers
+from loudou.analyses.stats import wilson_interval
 from loudou.kernels.quantiles import median_p90, step_time_quantiles
-from loudou.query.funnel import NONE_VALUE, OTHER, funnel_customers
-from loudou.query.stats import wilson_interval
 
 from journeys import make_store, spec_of
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from loudou.api.app import create_app
-from loudou.api.generated import body_model
+from loudou.analyses.registry import ANALYSES
 from loudou.cli import app
 from loudou.cli.generated import flag
-from loudou.query.registry import ANALYSES
+from loudou.server.app import create_app
+from loudou.server.generated import body_model
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from loudou.analyses.stats import wilson_interval
 from loudou.model.results import BreakdownResult, FunnelResult, StepResult
-from loudou.query.stats import wilson_interval
-from loudou.report import format_duration, render_report, weakest_sentence, write_report
+from loudou.present.report import format_duration, render_report, weakest_sentence, write_report
 
 EVIL = "<script>alert(1)</script>"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loudou.query.kpi_common import date_range
-from loudou.query.retention import (
+from loudou.analyses.kpi.common import date_range
+from loudou.analyses.kpi.retention import (
     cohort_matrix,
     run_churn,
     run_repeat,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loudou.query.kpi_common import date_range
-from loudou.query.sales_cycle import distribution, run_sales_cycle
+from loudou.analyses.kpi.common import date_range
+from loudou.analyses.kpi.sales_cycle import distribution, run_sales_cycle
 
 from journeys import make_store
 

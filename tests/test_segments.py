@@ -7,9 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from loudou.model.segment import Segment, SegmentError, load_segments_file, rfm_group
-from loudou.query.rows import segment_funnel
-from loudou.query.segments import (
+from loudou.analyses.funnel.rows import segment_funnel
+from loudou.analyses.segments import (
     delete_segment,
     list_segments,
     load_segment,
@@ -18,6 +17,7 @@ from loudou.query.segments import (
     save_segment,
     trait_matches,
 )
+from loudou.model.segment import Segment, SegmentError, load_segments_file, rfm_group
 
 from journeys import counts, make_store, spec_of
 
@@ -206,7 +206,7 @@ def test_segment_as_filter_and_breakdown_equals_funnel_on_segment_alone(store):
 
 
 def test_compare_by_age_bands_and_cohort(store):
-    from loudou.query.compare import compare
+    from loudou.analyses.compare import compare
 
     spec = spec_of(["order_completed"] * 2, window="200d")  # any customer with an order enters
     result = compare(store, spec, ["age:18,25,40", "cohort", "cohort:signup_date"], min_customers=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 import loudou
-from loudou.store.remote import RemoteStore
+from loudou.backends.remote import RemoteStore
 
 from serving import start
 

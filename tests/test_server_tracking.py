@@ -492,7 +492,7 @@ def test_fast_path_renders_unexpected_errors_in_the_one_shape() -> None:
     API's error body, not a dropped connection."""
     import asyncio
 
-    from loudou.api.tracking import TrackingFastPath
+    from loudou.server.tracking import TrackingFastPath
 
     async def fallback(scope: object, receive: object, send: object) -> None:
         raise AssertionError("tracking paths must not reach the app")

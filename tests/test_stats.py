@@ -10,7 +10,7 @@ from scipy.stats import chi2_contingency, norm
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
-from loudou.query.stats import bh_qvalues, normal_sf, two_proportion_test, wilson_interval
+from loudou.analyses.stats import bh_qvalues, normal_sf, two_proportion_test, wilson_interval
 
 TABLES = [
     (40, 100, 55, 100),

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 import loudou
+from loudou.backends.duckdb import SCHEMA_VERSION
+from loudou.backends.duckdb_sql import funnel_events_sql
 from loudou.errors import StoreError
 from loudou.model.plan import plan_funnel
-from loudou.store.duckdb import SCHEMA_VERSION
-from loudou.store.duckdb_sql import funnel_events_sql
 
 from journeys import database_at_version, events_table, spec_of
 
@@ -177,7 +177,7 @@ def test_generic_reads_for_analyses():
 
 
 def test_funnel_customers_lists_who_reached_what():
-    from loudou.query.funnel import funnel_customers
+    from loudou.analyses.funnel import funnel_customers
 
     store = loudou.connect(":memory:")
     store.insert_events(

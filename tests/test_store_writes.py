@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import loudou
+from loudou.backends import duckdb as duckdb_store
+from loudou.backends.base import CUSTOMER_SCHEMA
+from loudou.backends.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
+from loudou.backends.keyset import StoredKeys
 from loudou.errors import StoreError
 from loudou.ingest.files import _prepared
-from loudou.store import duckdb as duckdb_store
-from loudou.store.base import CUSTOMER_SCHEMA
-from loudou.store.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
-from loudou.store.keyset import StoredKeys
 
 from journeys import database_at_version, events_table, murmur
 
@@ -74,7 +74,7 @@ def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatc
     """An import hashes ids and groups customers' times in its reading thread and passes them
     along (``Prepared``); they must be of that very batch, and the time ranges count only when
     every row of the batch is new (a repeated id's time is not a stored event's)."""
-    import loudou.store.duckdb as duckdb_store
+    import loudou.backends.duckdb as duckdb_store
 
     monkeypatch.setattr(duckdb_store, "_SEEN_CUSTOMERS", 0)  # ranges of any batch via MERGE
 
@@ -198,7 +198,7 @@ def _write_elsewhere(path: Path, ids: list[str]) -> int:
     script = textwrap.dedent(
         f"""
         import pyarrow as pa
-        from loudou.store.duckdb import DuckDBStore
+        from loudou.backends.duckdb import DuckDBStore
         from journeys import events_table
         t = events_table({{"p": [("view", 60 * i) for i in range({len(ids)})]}})
         t = t.set_column(0, "event_id", pa.array({ids!r}))
@@ -355,7 +355,7 @@ def test_first_and_last_seen_with_the_servers_seen_log_match_the_events(ops, fol
     """The server's commits log first/last seen (seen_log) and fold it into customers from time
     to time (past FOLD_ROWS rows, or when asked); whenever that happens, every reader sees each
     customer's first/last seen = the min/max time of the events stored under it (brute force)."""
-    import loudou.store.duckdb as duckdb_store
+    import loudou.backends.duckdb as duckdb_store
 
     old = duckdb_store.FOLD_ROWS
     try:

@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loudou.api.writer import GroupWriter
+from loudou.backends.duckdb import DuckDBStore
 from loudou.ingest.segment import parse_request
-from loudou.store.duckdb import DuckDBStore
+from loudou.server.writer import GroupWriter
 
 
 def _rows(prefix: str, n: int = 50):

@@ -14,10 +14,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loudou.analyses.funnel import Funnel, run_funnel
+    from loudou.backends import connect
     from loudou.model.results import FunnelResult, StepResult
     from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
-    from loudou.query.funnel import Funnel, run_funnel
-    from loudou.store import connect
 
 # Names are loaded on first use: the funnel engine pulls in numba (~0.5 s), which commands such as
 # `loudou import` never need.
@@ -28,9 +28,9 @@ _LAZY = {
     "Step": "loudou.model.spec",
     "FunnelResult": "loudou.model.results",
     "StepResult": "loudou.model.results",
-    "Funnel": "loudou.query.funnel",
-    "run_funnel": "loudou.query.funnel",
-    "connect": "loudou.store",
+    "Funnel": "loudou.analyses.funnel",
+    "run_funnel": "loudou.analyses.funnel",
+    "connect": "loudou.backends",
 }
 
 __all__ = [

@@ -25,12 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
 from loudou.model.spec import FunnelSpec
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
 
 if TYPE_CHECKING:
-    from loudou.query.diagnose import Diagnosis
-    from loudou.store.base import Store
+    from loudou.analyses.diagnose import Diagnosis
+    from loudou.backends.base import Store
 
 Rows = dict[str, np.ndarray]
 
@@ -1170,7 +1170,7 @@ def planted_traits() -> list[str]:
 def diagnoses(store: Store, limit: int = 5) -> dict[str, Diagnosis]:
     """What ``loudou demo`` prints: the top findings of each demo funnel by the planted traits
     (the planted segments, the mobile payment outage and the deals sent back show among them)."""
-    from loudou.query.diagnose import diagnose
+    from loudou.analyses.diagnose import diagnose
 
     traits = planted_traits()
     return {

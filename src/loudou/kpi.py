@@ -14,17 +14,17 @@ document of the matching ``loudou kpi`` command).
 
 from __future__ import annotations
 
-from loudou.query.attribution import run_attribution as attribution
-from loudou.query.cac import run_cac as cac
-from loudou.query.clv import run_clv as clv
-from loudou.query.kpi_common import DateRange, KpiEvents, date_range
-from loudou.query.kpi_summary import kpi_summary as summary
-from loudou.query.nps import run_nps as nps
-from loudou.query.retention import run_churn as churn
-from loudou.query.retention import run_churn_risk as churn_risk
-from loudou.query.retention import run_repeat as repeat
-from loudou.query.retention import run_retention as retention
-from loudou.query.sales_cycle import run_sales_cycle as sales_cycle
+from loudou.analyses.kpi.attribution import run_attribution as attribution
+from loudou.analyses.kpi.cac import run_cac as cac
+from loudou.analyses.kpi.clv import run_clv as clv
+from loudou.analyses.kpi.common import DateRange, KpiEvents, date_range
+from loudou.analyses.kpi.nps import run_nps as nps
+from loudou.analyses.kpi.retention import run_churn as churn
+from loudou.analyses.kpi.retention import run_churn_risk as churn_risk
+from loudou.analyses.kpi.retention import run_repeat as repeat
+from loudou.analyses.kpi.retention import run_retention as retention
+from loudou.analyses.kpi.sales_cycle import run_sales_cycle as sales_cycle
+from loudou.analyses.kpi.summary import kpi_summary as summary
 
 __all__ = [
     "DateRange",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from loudou.store.base import EVENT_SCHEMA, SPEND_SCHEMA
+from loudou.backends.base import EVENT_SCHEMA, SPEND_SCHEMA
 
 
 def event_rows(rows: list[dict[str, Any]]) -> pa.Table:

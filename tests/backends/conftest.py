@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batches import traits_rows
 
 import loudou
-from loudou.store import Store
+from loudou.backends import Store
+
+from batches import traits_rows
 
 # The shared helpers (journeys.py, serving.py) live one folder up, beside the other tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,7 +65,7 @@ def _duckdb_file(folder: Path) -> Iterator[Store]:
 def _remote(folder: Path) -> Iterator[Store]:
     """The database file while a real ``loudou serve`` holds it: ``connect`` on the same path
     then returns a store that works through the server."""
-    from loudou.store.remote import RemoteStore
+    from loudou.backends.remote import RemoteStore
 
     db = folder / "x.duckdb"
     args = ("--parsers", "0")  # no parser process: starts faster

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from loudou import kpi
+from loudou.analyses.segments import members
+from loudou.backends import Store
 from loudou.model.segment import Segment
-from loudou.query.segments import members
-from loudou.store import Store
 
 PURCHASE = kpi.KpiEvents(purchase="purchase")
 

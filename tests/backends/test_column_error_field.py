@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from loudou.backends import Store
 from loudou.errors import LoudouError
-from loudou.store import Store
 
 
 def test_unknown_column_names_columns(journeys_store: Store) -> None:

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+
+from loudou.backends import Store
+
 from batches import traits_rows
-
-from loudou.store import Store
-
 from journeys import events_table
 
 

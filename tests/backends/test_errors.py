@@ -8,8 +8,8 @@ import pytest
 
 import loudou
 from loudou import kpi
+from loudou.backends import Store
 from loudou.errors import LoudouError
-from loudou.store import Store
 
 
 @pytest.mark.parametrize(

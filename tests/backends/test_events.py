@@ -9,11 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from batches import event_rows
 
+from loudou.backends import Store
+from loudou.backends.base import EVENT_SCHEMA
 from loudou.errors import LoudouError
-from loudou.store import Store
-from loudou.store.base import EVENT_SCHEMA
+
+from batches import event_rows
 
 ALL_COLUMNS = tuple(EVENT_SCHEMA.names)
 

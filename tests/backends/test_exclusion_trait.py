@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import loudou
-from loudou.store import Store
+from loudou.backends import Store
 
 
 def test_trait_condition_in_an_exclusion(journeys_store: Store, reference: Store) -> None:

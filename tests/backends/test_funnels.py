@@ -26,12 +26,12 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
-from batches import traits_rows
 
 import loudou
 from loudou import FunnelResult
-from loudou.store import Store
+from loudou.backends import Store
 
+from batches import traits_rows
 from journeys import events_table
 
 STEPS = ["view", "signup", "purchase"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loudou.store import Store
+from loudou.backends import Store
 
 from journeys import events_table
 

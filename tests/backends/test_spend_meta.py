@@ -7,11 +7,11 @@ from datetime import date
 from typing import Any
 
 import pyarrow as pa
+
+from loudou.backends import Store
+from loudou.backends.base import SPEND_SCHEMA
+
 from batches import spend_rows
-
-from loudou.store import Store
-from loudou.store.base import SPEND_SCHEMA
-
 from journeys import events_table
 
 

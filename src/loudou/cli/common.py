@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from loudou.backends import Store, connect, default_path
 from loudou.errors import LoudouError
-from loudou.i18n import default_lang
-from loudou.store import Store, connect, default_path
+from loudou.present.i18n import default_lang
 
 # Piped output keeps whole table rows instead of wrapping at 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=200)

@@ -27,8 +27,8 @@ def customers(
     db: DbOpt = None,
 ) -> None:
     """Export the customers who converted or dropped after a step as CSV, for follow-up."""
+    from loudou.analyses.outcomes import step_outcomes
     from loudou.cli.funnel import build_spec
-    from loudou.query.outcomes import step_outcomes
 
     with opened(db, read_only=True) as store:
         spec = build_spec(spec_file, [], None, {}, store)

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
+from loudou.backends import default_path
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.cli.funnel import print_funnel
 from loudou.errors import LoudouError
-from loudou.i18n import t
-from loudou.store import default_path
+from loudou.present.i18n import t
 
 
 def demo(
@@ -30,11 +30,11 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic business, load it, print its funnels and write a report."""
     from loudou import demo as demo_mod
+    from loudou.analyses.funnel import run_funnel
+    from loudou.analyses.kpi.summary import kpi_summary
     from loudou.cli.kpi import print_summary
     from loudou.present.render import show as show_result
-    from loudou.query.funnel import run_funnel
-    from loudou.query.kpi_summary import kpi_summary
-    from loudou.report import write_report
+    from loudou.present.report import write_report
 
     language = resolve_lang(lang)
     if customers < 10 or months < 1:

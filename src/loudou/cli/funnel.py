@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from loudou.backends import Store
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, out, resolve_lang
 from loudou.errors import SpecError
-from loudou.i18n import duration, percent, t
 from loudou.model.results import FunnelResult
 from loudou.model.spec import FunnelSpec, parse_step
-from loudou.store import Store
+from loudou.present.i18n import duration, percent, t
 
 
 def _parse_exclusion(text: str) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def funnel(
     loudou funnel spec.yaml --segment vip --breakdown customer.region;
     loudou funnel spec.yaml --breakdown segment:vip,churn_risk
     """
-    from loudou.query.rows import SEGMENT_PREFIX, any_funnel, is_segment_by
+    from loudou.analyses.funnel.rows import SEGMENT_PREFIX, any_funnel, is_segment_by
 
     language = resolve_lang(lang)
     by_segments = breakdown if breakdown and is_segment_by(breakdown) else None
@@ -214,9 +214,9 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Write one self-contained HTML report (chart, table, weakest stage) for the funnels; no CDN."""
+    from loudou.analyses.funnel import run_funnel
     from loudou.model.templates import load_spec_file
-    from loudou.query.funnel import run_funnel
-    from loudou.report import write_report
+    from loudou.present.report import write_report
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:

@@ -1,4 +1,4 @@
-"""CLI commands generated from the analysis registry (``loudou.query.registry``): one command per
+"""CLI commands generated from the analysis registry (``loudou.analyses.registry``): one command per
 analysis, its options made from the analysis's parameters (names, defaults, bounds, help), plus
 ``--json``, ``--csv`` where the result has CSV rows, ``--lang`` and ``--db``. The terminal view
 comes from ``loudou.present``; ``--json`` prints the result's ``to_dict()``, as the HTTP route
@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
+from loudou.analyses.registry import ANALYSES, Analysis
 from loudou.cli.common import (
     DbOpt,
     JsonOpt,
@@ -27,7 +28,6 @@ from loudou.cli.common import (
     write_csv,
 )
 from loudou.errors import LoudouError
-from loudou.query.registry import ANALYSES, Analysis
 
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows.")]
 
@@ -99,7 +99,9 @@ def command(a: Analysis) -> Callable[..., None]:
             with working(f"{a.name}…"):
                 result = a.run(store, spec, params)
         if given["as_json"]:
-            print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+            from loudou.present.render import document
+
+            print(json.dumps(document(result), ensure_ascii=False, indent=2))
         elif with_csv and given["as_csv"]:
             from loudou.present.render import rows_of
 

@@ -10,7 +10,7 @@ import typer
 
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, err, opened, resolve_lang
 from loudou.errors import LoudouError
-from loudou.i18n import t
+from loudou.present.i18n import t
 
 import_app = typer.Typer(
     help="Import CSV, TSV, Parquet or JSON Lines files (optionally .gz).", no_args_is_help=True

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from loudou.backends import default_path
 from loudou.cli.common import DbOpt, JsonOpt, err, open_store, out
 from loudou.errors import LoudouError
-from loudou.store import default_path
 
 keys_app = typer.Typer(help="API keys: write keys send events; read and admin keys query.")
 
 
 def _via_server(db: str | None, method: str, path: str, body: Any = None) -> Any | None:
     """The server's answer if one serves this database (its local token authorizes), else None."""
-    from loudou.store import served_by
+    from loudou.backends import served_by
 
     info = served_by(db if db is not None else default_path())
     if info is None:
@@ -46,7 +46,7 @@ def create(
     db: DbOpt = None,
 ) -> None:
     """Create a key. The secret is printed once; only its hash is stored."""
-    from loudou.api.keys import as_key_store, key_info, new_key
+    from loudou.server.keys import as_key_store, key_info, new_key
 
     data = _via_server(db, "POST", "/v1/keys", {"role": role, "name": name})
     if data is None:
@@ -67,7 +67,7 @@ def create(
 @keys_app.command("list")
 def list_(as_json: JsonOpt = False, db: DbOpt = None) -> None:
     """List keys: id, role, name, created, revoked (never the secrets)."""
-    from loudou.api.keys import as_key_store, key_info
+    from loudou.server.keys import as_key_store, key_info
 
     data = _via_server(db, "GET", "/v1/keys")
     if data is None:
@@ -97,7 +97,7 @@ def revoke(
     db: DbOpt = None,
 ) -> None:
     """Revoke a key: requests with it get 401 from then on."""
-    from loudou.api.keys import as_key_store
+    from loudou.server.keys import as_key_store
 
     if _via_server(db, "DELETE", f"/v1/keys/{key_id}") is None:
         store = open_store(db)

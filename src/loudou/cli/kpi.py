@@ -15,7 +15,7 @@ from rich.table import Table
 
 from loudou.cli.common import DbOpt, JsonOpt, LangOpt, opened, out, resolve_lang
 from loudou.errors import LoudouError
-from loudou.i18n import STRINGS, t
+from loudou.present.i18n import STRINGS, t
 
 kpi_app = typer.Typer(
     help="Customer value and marketing KPIs: attribution, CAC, CLV, retention, churn, NPS, sales cycle.",
@@ -50,7 +50,7 @@ def _pct(x: float | None) -> str:
 
 
 def _l(key: str, lang: str, **values: Any) -> str:
-    """The label ``kpi.<key>`` of :data:`loudou.i18n.STRINGS` in English or Chinese."""
+    """The label ``kpi.<key>`` of :data:`loudou.present.i18n.STRINGS` in English or Chinese."""
     return t("kpi." + key, lang, **values)
 
 
@@ -126,8 +126,8 @@ def attribution(
 
     JSON: {"channels": [{"channel", "conversions", "revenue", "share"}], ...}.
     """
-    from loudou.query.attribution import run_attribution
-    from loudou.query.kpi_common import date_range
+    from loudou.analyses.kpi.attribution import run_attribution
+    from loudou.analyses.kpi.common import date_range
 
     language = resolve_lang(lang)
     rng = date_range(date_from, date_to)
@@ -196,8 +196,8 @@ def cac_command(
 ) -> None:
     """Customer acquisition cost per channel (or campaign) and month, blended CAC, LTV:CAC and
     payback. Spend comes from 'loudou import spend'; new customers are credited by --model."""
-    from loudou.query.cac import run_cac
-    from loudou.query.kpi_common import KpiEvents, date_range
+    from loudou.analyses.kpi.cac import run_cac
+    from loudou.analyses.kpi.common import KpiEvents, date_range
 
     language = resolve_lang(lang)
     rng = date_range(date_from, date_to)
@@ -280,8 +280,8 @@ def clv_command(
 ) -> None:
     """Historical and predictive customer lifetime value (BG/NBD + Gamma-Gamma, fitted by
     maximum likelihood). JSON: bgnbd {r, alpha, a, b}, gamma_gamma {p, q, v}, customers (paged)."""
-    from loudou.query.clv import run_clv
-    from loudou.query.kpi_common import KpiEvents
+    from loudou.analyses.kpi.clv import run_clv
+    from loudou.analyses.kpi.common import KpiEvents
 
     language = resolve_lang(lang)
     if page < 1:
@@ -370,8 +370,8 @@ def retention_command(
     db: DbOpt = None,
 ) -> None:
     """Cohort retention matrix: share of each first-period cohort active in each later period."""
-    from loudou.query.kpi_common import KpiEvents, date_range
-    from loudou.query.retention import run_retention
+    from loudou.analyses.kpi.common import KpiEvents, date_range
+    from loudou.analyses.kpi.retention import run_retention
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
@@ -408,8 +408,8 @@ def repeat_command(
     db: DbOpt = None,
 ) -> None:
     """Repeat purchase rate and time between purchases (days)."""
-    from loudou.query.kpi_common import KpiEvents, date_range
-    from loudou.query.retention import run_repeat
+    from loudou.analyses.kpi.common import KpiEvents, date_range
+    from loudou.analyses.kpi.retention import run_repeat
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
@@ -444,8 +444,8 @@ def churn_command(
     db: DbOpt = None,
 ) -> None:
     """Churn rate per period: active in the previous period and not in this one."""
-    from loudou.query.kpi_common import KpiEvents, date_range
-    from loudou.query.retention import run_churn
+    from loudou.analyses.kpi.common import KpiEvents, date_range
+    from loudou.analyses.kpi.retention import run_churn
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
@@ -504,8 +504,8 @@ def churn_risk_command(
     db: DbOpt = None,
 ) -> None:
     """Churn-risk list (流失预警): slipping buyers ranked by value at risk, exportable as CSV."""
-    from loudou.query.kpi_common import KpiEvents
-    from loudou.query.retention import run_churn_risk
+    from loudou.analyses.kpi.common import KpiEvents
+    from loudou.analyses.kpi.retention import run_churn_risk
 
     language = resolve_lang(lang)
     if limit < 0:
@@ -570,8 +570,8 @@ def nps_command(
     db: DbOpt = None,
 ) -> None:
     """Net Promoter Score with a 95% interval, by segment and over time, and advocacy counts."""
-    from loudou.query.kpi_common import KpiEvents, date_range
-    from loudou.query.nps import run_nps
+    from loudou.analyses.kpi.common import KpiEvents, date_range
+    from loudou.analyses.kpi.nps import run_nps
 
     language = resolve_lang(lang)
     events = KpiEvents(nps=event, nps_score=score, referral=referral)
@@ -643,8 +643,8 @@ def sales_cycle_command(
     db: DbOpt = None,
 ) -> None:
     """Sales cycle: days from first touch to first purchase, and from lead to won."""
-    from loudou.query.kpi_common import KpiEvents, date_range
-    from loudou.query.sales_cycle import run_sales_cycle
+    from loudou.analyses.kpi.common import KpiEvents, date_range
+    from loudou.analyses.kpi.sales_cycle import run_sales_cycle
 
     language = resolve_lang(lang)
     events = KpiEvents(
@@ -690,8 +690,8 @@ def summary_command(
     db: DbOpt = None,
 ) -> None:
     """The KPI summary: CAC, CLV and LTV:CAC per channel, NPS, repeat rate, sales cycle."""
-    from loudou.query.kpi_common import date_range
-    from loudou.query.kpi_summary import kpi_summary
+    from loudou.analyses.kpi.common import date_range
+    from loudou.analyses.kpi.summary import kpi_summary
 
     with opened(db, read_only=True) as store:
         doc = kpi_summary(store, date_range(date_from, date_to))
@@ -702,7 +702,7 @@ def summary_command(
 
 
 def print_summary(doc: dict[str, Any], lang: str = "en") -> None:
-    """Print the summary of :func:`loudou.query.kpi_summary.kpi_summary` (English or Chinese)."""
+    """Print the summary of :func:`loudou.analyses.kpi.summary.kpi_summary` (English or Chinese)."""
     cac = doc["cac"]
     bl = cac["blended"]
     out.print(_l("summary_title", lang, basis=_basis(cac["ltv_basis"], lang)))

@@ -82,7 +82,7 @@ def create(
             raise SegmentError("give at least one --trait or --rule", "rules")
         data = {"name": name, "name_zh": name_zh, "description": description, "rules": rules}
         segs = [Segment.parse({k: v for k, v in data.items() if v is not None})]
-    from loudou.query.segments import save_segment
+    from loudou.analyses.segments import save_segment
 
     with opened(db) as store:
         for s in segs:
@@ -91,7 +91,7 @@ def create(
 
 
 def _sizes(segs: list[Segment], db: str | None) -> list[int]:
-    from loudou.query.segments import members
+    from loudou.analyses.segments import members
 
     with opened(db, read_only=True) as store:
         return [len(members(store, s)) for s in segs]
@@ -100,7 +100,7 @@ def _sizes(segs: list[Segment], db: str | None) -> list[int]:
 @segments_app.command("list")
 def list_(as_json: JsonOpt = False, lang: LangOpt = None, db: DbOpt = None) -> None:
     """List saved segments with their rules and how many customers each holds now."""
-    from loudou.query.segments import list_segments
+    from loudou.analyses.segments import list_segments
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:
@@ -125,7 +125,7 @@ def show(
     db: DbOpt = None,
 ) -> None:
     """Show a segment's definition and size."""
-    from loudou.query.segments import load_segment, members
+    from loudou.analyses.segments import load_segment, members
 
     with opened(db, read_only=True) as store:
         seg = load_segment(store, name)
@@ -149,7 +149,7 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Export the segment's customers (id, first and last seen) as CSV, for e-mail or sales."""
-    from loudou.query.segments import load_segment, member_table
+    from loudou.analyses.segments import load_segment, member_table
 
     with opened(db, read_only=True) as store:
         rows = member_table(store, load_segment(store, name)).to_pylist()
@@ -161,7 +161,7 @@ def export(
 @segments_app.command("delete")
 def delete(name: Annotated[str, typer.Argument(help="Segment name.")], db: DbOpt = None) -> None:
     """Delete a saved segment."""
-    from loudou.query.segments import delete_segment
+    from loudou.analyses.segments import delete_segment
 
     with opened(db) as store:
         delete_segment(store, name)
@@ -185,8 +185,8 @@ def funnel(
     db: DbOpt = None,
 ) -> None:
     """A funnel filtered to a segment and/or broken down by segments (a customer may be in several)."""
+    from loudou.analyses.funnel.rows import segment_funnel
     from loudou.cli.funnel import build_spec, print_funnel
-    from loudou.query.rows import segment_funnel
 
     language = resolve_lang(lang)
     with opened(db, read_only=True) as store:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from loudou.backends import default_path
 from loudou.cli.common import DbOpt, err
 from loudou.errors import LoudouError
-from loudou.store import default_path
 
 
 def serve(
@@ -32,8 +32,8 @@ def serve(
     """
     import uvicorn
 
-    from loudou.api.app import create_app
-    from loudou.store import connect, served_by
+    from loudou.backends import connect, served_by
+    from loudou.server.app import create_app
 
     path = str(db if db is not None else default_path())
     running = served_by(path)

@@ -28,12 +28,12 @@ from typing import IO, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from loudou.backends.base import SPEND_SCHEMA, Prepared, Store, WriteResult
+from loudou.backends.keyset import event_keys
 from loudou.errors import ImportError_
 from loudou.ingest.formats import Meter, RawBatch, detect_format, read_batches
 from loudou.ingest.tables import BUILDERS, KINDS, KindSpec, check_mapping, resolve
 from loudou.ingest.timestamps import TimeZone, resolve_tz
-from loudou.store.base import SPEND_SCHEMA, Prepared, Store, WriteResult
-from loudou.store.keyset import event_keys
 
 Kind = Literal["events", "customers", "spend"]
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA
 
 MAX_EVENT_BYTES = 32 * 1024  # Segment's limits
 MAX_BATCH_BYTES = 500 * 1024

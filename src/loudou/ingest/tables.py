@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, conform
 from loudou.errors import ImportError_
 from loudou.ingest.columns import Column, decoded, dumps, join_text, json_members
 from loudou.ingest.formats import RawBatch
 from loudou.ingest.timestamps import BAD, MISSING, TimeZone, parse_times
-from loudou.store.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA, conform
 
 _CUSTOMER_ALIASES = ("user_id", "userId", "distinct_id", "customerId")
 _DAY_US = 86_400_000_000

@@ -1,7 +1,7 @@
 """Funnel kernel over the columnar event cache: one pass over customers, split across threads.
 
 The cache keeps events sorted by (customer, time, row id) in a base segment plus a small delta
-segment of recent appends (see ``loudou.store.cache``). Per customer, this kernel merges both
+segment of recent appends (see ``loudou.backends.cache``). Per customer, this kernel merges both
 segments by time, computes each event's step bits from small lookup tables (event code, property
 value codes, customer trait codes, the step-1 date range), keeps only what the funnel needs in a
 scratch buffer, groups it (session, held values) and hands each group to the very same per-group

@@ -2,7 +2,7 @@
 or exclusion under which condition tests, the window, the counting unit, the held properties,
 where the breakdown value comes from, and the date bounds of step 1 in microseconds.
 
-The SQL builder (``store.duckdb_sql``) and the cache engine (``query.cached``) both read a
+The SQL builder (``backends.duckdb_sql``) and the cache engine (``analyses.funnel.cached``) both read a
 :class:`FunnelPlan`; neither looks at the spec's conditions or options again, so there is one
 reading of a spec, and the condition rules are those of :mod:`loudou.model.conditions`.
 """

@@ -210,7 +210,9 @@ class FunnelSpec(_Model):
             raise ValueError("exclusions: too many steps and exclusions together (max 64)")
         if self.breakdown is not None and self.breakdown.startswith("segment:"):
             for name in filter(None, (x.strip() for x in self.breakdown[8:].split(","))):
-                check_name(name, "breakdown")  # saved segments (loudou.query.rows.any_funnel)
+                check_name(
+                    name, "breakdown"
+                )  # saved segments (loudou.analyses.funnel.rows.any_funnel)
         elif self.breakdown is not None:
             check_name(self.breakdown.removeprefix("customer.").removeprefix("event."), "breakdown")
         for h in self.hold_constant:

@@ -11,7 +11,7 @@ from loudou.model.spec import FunnelSpec, parse_step
 
 
 class MetaStore(Protocol):
-    """What templates need of a store: its settings (any ``loudou.store.base.Store`` has them)."""
+    """What templates need of a store: its settings (any ``loudou.backends.base.Store`` has them)."""
 
     def get_meta(self, key: str) -> str | None: ...
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from rich.console import Console
 
-import loudou.present.tables  # noqa: F401  (registers the views)
-from loudou.present.views import CSV, TERMINAL, key
+import loudou.present.messages  # noqa: F401  (registers the views)
+import loudou.present.tables  # noqa: F401
+from loudou.present.views import CSV, JSON, TERMINAL, key
 
 
 def show(result: Any, lang: str, console: Console) -> None:
@@ -21,3 +22,10 @@ def has_csv(result_type: type | str) -> bool:
 
 def rows_of(result: Any) -> list[dict[str, Any]]:
     return CSV[key(type(result))](result)
+
+
+def document(result: Any) -> dict[str, Any]:
+    """The JSON document of a result: what ``--json`` prints and the HTTP route answers."""
+    view = JSON.get(key(type(result)))
+    doc: dict[str, Any] = view(result) if view is not None else result.to_dict()
+    return doc

@@ -7,24 +7,25 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from loudou.i18n import duration, percent, t
+from loudou.present.i18n import duration, percent, t
+from loudou.present.messages import finding_message
 from loudou.present.views import csv_rows, terminal
 
 if TYPE_CHECKING:
-    from loudou.query.compare import CompareResult
-    from loudou.query.correlation import CorrelationResult
-    from loudou.query.diagnose import Diagnosis
-    from loudou.query.paths import PathsResult
-    from loudou.query.timing import TimeToConvert
-    from loudou.query.transitions import TransitionMatrix
-    from loudou.query.trends import TrendResult
+    from loudou.analyses.compare import CompareResult
+    from loudou.analyses.correlation import CorrelationResult
+    from loudou.analyses.diagnose import Diagnosis
+    from loudou.analyses.paths import PathsResult
+    from loudou.analyses.timing import TimeToConvert
+    from loudou.analyses.transitions import TransitionMatrix
+    from loudou.analyses.trends import TrendResult
 
 
 def _num(x: float | None, fmt: str) -> str:
     return "–" if x is None else format(x, fmt)
 
 
-@terminal("loudou.query.compare.CompareResult")
+@terminal("loudou.analyses.compare.CompareResult")
 def compare_tables(result: CompareResult, lang: str, out: Console) -> None:
     names = result.steps_zh if lang == "zh" else result.steps
     for k in range(1, len(names)):
@@ -51,16 +52,17 @@ def compare_tables(result: CompareResult, lang: str, out: Console) -> None:
         out.print(tab)
 
 
-@terminal("loudou.query.diagnose.Diagnosis")
+@terminal("loudou.analyses.diagnose.Diagnosis")
 def findings(result: Diagnosis, lang: str, out: Console) -> None:
     """Numbered findings, one per line, in the chosen language."""
     if not result.findings:
         out.print(t("no_findings", lang))
     for i, f in enumerate(result.findings, start=1):
-        out.print(f"{i}. [{f.kind}] {f.message(lang)}", highlight=False, markup=False)
+        line = f"{i}. [{f.kind}] {finding_message(f, lang)}"
+        out.print(line, highlight=False, markup=False)
 
 
-@terminal("loudou.query.trends.TrendResult")
+@terminal("loudou.analyses.trends.TrendResult")
 def trend_tables(result: TrendResult, lang: str, out: Console) -> None:
     for s in result.transitions:
         tab = Table(title=f"{s.from_step} → {s.to_step}", title_justify="left")
@@ -74,12 +76,12 @@ def trend_tables(result: TrendResult, lang: str, out: Console) -> None:
         out.print(tab)
 
 
-@csv_rows("loudou.query.trends.TrendResult")
+@csv_rows("loudou.analyses.trends.TrendResult")
 def trend_rows(result: TrendResult) -> list[dict[str, Any]]:
     return result.rows()
 
 
-@terminal("loudou.query.timing.TimeToConvert")
+@terminal("loudou.analyses.timing.TimeToConvert")
 def time_histogram(result: TimeToConvert, lang: str, out: Console) -> None:
     out.print(f"{result.from_step} → {result.to_step}: {result.count:,} converted")
     if result.count:
@@ -93,7 +95,7 @@ def time_histogram(result: TimeToConvert, lang: str, out: Console) -> None:
             out.print(f"{duration(lo):>9} – {duration(hi):<9} {c:>7,} {bar}", highlight=False)
 
 
-@terminal("loudou.query.transitions.TransitionMatrix")
+@terminal("loudou.analyses.transitions.TransitionMatrix")
 def transition_table(result: TransitionMatrix, lang: str, out: Console) -> None:
     names = result.stages_zh if lang == "zh" else result.stages
     tab = Table(title="from \\ to", title_justify="left")
@@ -110,7 +112,7 @@ def transition_table(result: TransitionMatrix, lang: str, out: Console) -> None:
     )
 
 
-@terminal("loudou.query.paths.PathsResult")
+@terminal("loudou.analyses.paths.PathsResult")
 def path_table(result: PathsResult, lang: str, out: Console) -> None:
     tab = Table(title=f"{result.customers:,} customers", title_justify="left")
     for col in ("customers", "share", "path"):
@@ -121,7 +123,7 @@ def path_table(result: PathsResult, lang: str, out: Console) -> None:
     out.print(tab)
 
 
-@terminal("loudou.query.correlation.CorrelationResult")
+@terminal("loudou.analyses.correlation.CorrelationResult")
 def correlation_tables(result: CorrelationResult, lang: str, out: Console) -> None:
     for title, feats in (("raise the odds", result.raises()), ("lower the odds", result.lowers())):
         tab = Table(title=f"{result.from_step} → {result.to_step}: {title}", title_justify="left")

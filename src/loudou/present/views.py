@@ -12,9 +12,11 @@ from rich.console import Console
 
 Terminal = Callable[[Any, str, Console], None]
 Rows = Callable[[Any], list[dict[str, Any]]]
+Document = Callable[[Any], dict[str, Any]]
 
 TERMINAL: dict[str, Terminal] = {}
 CSV: dict[str, Rows] = {}
+JSON: dict[str, Document] = {}  # only where the JSON adds words to ``to_dict()``
 
 
 def key(result_type: type | str) -> str:
@@ -39,5 +41,15 @@ def csv_rows(result_type: str) -> Callable[[Rows], Rows]:
     def add(rows: Rows) -> Rows:
         CSV[result_type] = rows
         return rows
+
+    return add
+
+
+def json_view(result_type: str) -> Callable[[Document], Document]:
+    """Register the JSON document of results of ``result_type`` (default: ``to_dict()``)."""
+
+    def add(document: Document) -> Document:
+        JSON[result_type] = document
+        return document
 
     return add

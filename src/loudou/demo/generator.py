@@ -26,10 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.backends.base import CUSTOMER_SCHEMA, EVENT_SCHEMA, SPEND_SCHEMA
-from loudou.model.spec import FunnelSpec
+from loudou.demo.planted import (
+    CHECKOUT_ABANDON,
+    PLANTED_EFFECTS,
+    PLANTED_LOOPS,
+    PLANTED_PERIODS,
+)
 
 if TYPE_CHECKING:
-    from loudou.analyses.diagnose import Diagnosis
     from loudou.backends.base import Store
 
 Rows = dict[str, np.ndarray]
@@ -224,73 +228,6 @@ GAP_DAYS = np.array(
     ]
 )
 
-
-@dataclass(frozen=True)
-class PlantedEffect:
-    """A segment made to convert differently at one stage, so analyses can be checked.
-
-    ``funnel`` and ``step`` say where it shows: the step (0-based) of :func:`journey_funnel_spec`
-    or :func:`sales_funnel_spec` whose conversion from the previous step is multiplied.
-    """
-
-    trait: str
-    value: str
-    stage: str
-    factor: float
-    funnel: str
-    step: int
-
-
-PLANTED_EFFECTS = (
-    PlantedEffect("device", "mobile", "consideration", 0.6, "journey", 1),
-    PlantedEffect("acquisition_channel", "social", "purchase", 0.4, "journey", 2),
-    PlantedEffect("age_band", "18-24", "repeat", 0.4, "journey", 3),
-    PlantedEffect("region", "West", "intent", 0.45, "sales", 2),
-    PlantedEffect("acquisition_channel", "referral", "consideration", 1.3, "sales", 1),
-)
-
-
-@dataclass(frozen=True)
-class PlantedPeriod:
-    """An outage: for ``days`` from ``first_day`` (days after the demo's start), customers with the
-    trait value reach ``stage`` with ``factor`` times the usual chance, if they would reach it then.
-
-    It is a web fault, so only consumers (who buy online) are hit; the ones it stops give up.
-    ``funnel`` and ``step`` (0-based) say where it shows, as for :class:`PlantedEffect`; that
-    funnel's step 1 happens on the day of the failure, so the outage days are the bad period.
-    """
-
-    trait: str
-    value: str
-    stage: str
-    first_day: int
-    days: int
-    factor: float
-    funnel: str
-    step: int
-
-
-# Nine in ten payments fail on mobile for three weeks from Monday 10 March (the default start).
-PLANTED_PERIODS = (PlantedPeriod("device", "mobile", "purchase", 68, 21, 0.1, "checkout", 1),)
-
-
-@dataclass(frozen=True)
-class PlantedLoop:
-    """Deals sent back from one sales stage to an earlier one, then moved forward again.
-
-    ``share`` of the deals that go on to negotiate make the detour; no other stage goes back.
-    """
-
-    stage: str
-    back_to: str
-    share: float
-    funnel: str = "sales"
-
-
-PLANTED_LOOPS = (PlantedLoop("intent", "qualified", 0.2),)
-
-# Consumers who get as far as buying but do not: this share still opens the checkout and leaves.
-CHECKOUT_ABANDON = 0.7
 
 # ---- results ------------------------------------------------------------------------------------
 
@@ -1098,81 +1035,3 @@ def load(
     batches = data.events.to_batches(max_chunksize=batch_rows)
     for batch in track(batches, description="Loading demo events", disable=not progress):
         store.insert_events(pa.Table.from_batches([batch], schema=data.events.schema))
-
-
-def _step(
-    name: str, name_zh: str, event: str, key: str | None = None, value: object = None, op: str = "="
-) -> dict[str, object]:
-    """A funnel step dict, with at most one property condition."""
-    where = [] if key is None else [{"property": key, "op": op, "value": value}]
-    return {"name": name, "name_zh": name_zh, "event": event, "where": where}
-
-
-def journey_funnel_spec() -> FunnelSpec:
-    """The customer-journey funnel (客户旅程漏斗): first visit to referral.
-
-    Conversion is the first order and Retention a later one, so one order never fills both steps
-    and the time between them is real. The window is long because B2B journeys take months.
-    """
-    steps = [
-        _step("Awareness", "认知", "page_view", "first_visit", True),
-        _step("Consideration", "考虑", "page_view", "page", "pricing"),
-        _step("Conversion", "转化", "order_completed", "order_number", 1),
-        _step("Retention", "留存", "order_completed", "order_number", 2, ">="),
-        _step("Advocacy", "推荐", "referral_sent"),
-    ]
-    return FunnelSpec.parse(
-        {"name": "Customer journey", "name_zh": "客户旅程漏斗", "window": "180d", "steps": steps}
-    )
-
-
-def sales_funnel_spec() -> FunnelSpec:
-    """The sales funnel (销售漏斗) over CRM deal stage changes of business customers."""
-    labels = [("Lead", "潜在客户"), ("Qualified", "资格评定"), ("Intent", "意向客户")]
-    labels += [("Negotiation", "谈判"), ("Won", "成交")]
-    steps = [
-        _step(name, name_zh, "deal_stage_changed", "to_stage", stage)
-        for (name, name_zh), stage in zip(labels, DEAL_STAGES[:LOST], strict=True)
-    ]
-    return FunnelSpec.parse(
-        {"name": "Sales pipeline", "name_zh": "销售漏斗", "window": "120d", "steps": steps}
-    )
-
-
-def checkout_funnel_spec() -> FunnelSpec:
-    """The web checkout (网上结账): the checkout page, then the order. Consumers pay online
-    (businesses through sales). The window is a day, so nearly all of the history has settled
-    and a payment outage shows as bad step-1 days (see :data:`PLANTED_PERIODS`)."""
-    steps = [
-        _step("Checkout", "结账", "page_view", "page", "checkout"),
-        _step("Payment", "支付成功", "order_completed"),
-    ]
-    return FunnelSpec.parse(
-        {"name": "Web checkout", "name_zh": "网上结账", "window": "1d", "steps": steps}
-    )
-
-
-def funnel_specs() -> dict[str, FunnelSpec]:
-    """The demo's funnels by the names planted effects use (``PlantedEffect.funnel``)."""
-    return {
-        "journey": journey_funnel_spec(),
-        "sales": sales_funnel_spec(),
-        "checkout": checkout_funnel_spec(),
-    }
-
-
-def planted_traits() -> list[str]:
-    """The traits of the planted segments and periods: what to compare and diagnose by."""
-    effects: list[PlantedEffect | PlantedPeriod] = [*PLANTED_EFFECTS, *PLANTED_PERIODS]
-    return list(dict.fromkeys(e.trait for e in effects))
-
-
-def diagnoses(store: Store, limit: int = 5) -> dict[str, Diagnosis]:
-    """What ``loudou demo`` prints: the top findings of each demo funnel by the planted traits
-    (the planted segments, the mobile payment outage and the deals sent back show among them)."""
-    from loudou.analyses.diagnose import diagnose
-
-    traits = planted_traits()
-    return {
-        name: diagnose(store, spec, traits, limit=limit) for name, spec in funnel_specs().items()
-    }

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.analyses.funnel.engine import funnel_customers
-from loudou.analyses.funnel.steps import NONE_VALUE, OTHER, plain_funnel, summarize
+from loudou.analyses.funnel.steps import NONE_VALUE, OTHER, funnel_result, plain_funnel, summarize
 from loudou.analyses.funnel.units import Units
 from loudou.backends.base import Store
 from loudou.errors import SpecError
@@ -171,15 +171,11 @@ def segment_funnel(
         groups = property_groups(rows, spec.breakdown, spec.breakdown_limit)
     else:
         groups = []
-    return FunnelResult(
-        funnel=spec.name,
-        funnel_zh=spec.name_zh,
-        mode=spec.mode,
-        window_seconds=spec.window_seconds,
-        count_by=spec.count,
-        steps=summarize(rows.to_units(), spec.steps),
-        breakdown_by=by or spec.breakdown,
-        breakdown=[
+    return funnel_result(
+        spec,
+        summarize(rows.to_units(), spec.steps),
+        by or spec.breakdown,
+        [
             BreakdownResult(
                 value=g.value, steps=summarize(rows.subset(g.mask).to_units(), spec.steps)
             )

@@ -105,6 +105,16 @@ def plain_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> Funnel
             steps, breakdown = _with_breakdown(units, spec, scratch)
         else:
             steps, breakdown = summarize(units, spec.steps, scratch), []
+    return funnel_result(spec, steps, spec.breakdown, breakdown)
+
+
+def funnel_result(
+    spec: FunnelSpec,
+    steps: list[StepResult],
+    breakdown_by: str | None,
+    breakdown: list[BreakdownResult],
+) -> FunnelResult:
+    """A funnel's result: the spec's name and options with its steps and breakdown."""
     return FunnelResult(
         funnel=spec.name,
         funnel_zh=spec.name_zh,
@@ -112,6 +122,6 @@ def plain_funnel(store: Store, spec: FunnelSpec, engine: str = "auto") -> Funnel
         window_seconds=spec.window_seconds,
         count_by=spec.count,
         steps=steps,
-        breakdown_by=spec.breakdown,
+        breakdown_by=breakdown_by,
         breakdown=breakdown,
     )

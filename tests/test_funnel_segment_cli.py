@@ -131,7 +131,7 @@ def test_a_spec_files_segment_breakdown_means_segments(env, tmp_path):
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (["--segment", "nope"], "segment"),
+        (["--segment", "nope"], "--segment"),  # the option typed
         (["--breakdown", "segment:nope"], "segment"),
         (["--breakdown", "segment:"], "--breakdown"),
     ],

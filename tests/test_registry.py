@@ -53,3 +53,25 @@ def test_a_bound_is_enforced_by_both_edges(tmp_path):
     assert caught.value.errors()[0]["loc"] == ("limit",)
     with pytest.raises(ValidationError):
         body_model(ANALYSES["paths"]).model_validate({"after": "x", "limitt": 3})  # a typo
+
+
+@pytest.mark.parametrize(
+    "field,argv,spelled",
+    [
+        ("min_customers", ["compare", "s.yaml", "--min-customers", "0"], "--min-customers"),
+        ("properties", ["correlate", "s.yaml", "--property", "x"], "--property"),
+        ("by", ["kpi", "repeat", "--by=x"], "--by"),  # a subcommand, an option given with =
+        ("after", ["paths"], "--after"),  # no spec file: every field is an option
+        ("mode", ["funnel", "--step", "a", "--mode", "x"], "--mode"),
+        ("mode", ["funnel", "spec.yaml"], "mode"),  # from the spec file, not an option typed
+        ("steps", ["funnel"], "steps"),  # not an option at all
+        ("--db", ["funnel"], "--db"),
+        (None, ["paths"], None),
+    ],
+)
+def test_errors_name_parameters_and_the_cli_spells_them_as_options(field, argv, spelled):
+    """Analyses name their parameters (the HTTP API's field names); the command line prints the
+    option a user typed."""
+    from loudou.cli import cli_spelling
+
+    assert cli_spelling(field, argv) == spelled

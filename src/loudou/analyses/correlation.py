@@ -111,7 +111,7 @@ def correlate(
     """Features seen before step ``step`` (1-based) against converting to step ``step + 1``."""
     n = len(spec.steps)
     if not 1 <= step < n:
-        raise LoudouError(f"step must be between 1 and {n - 1}", "--step")
+        raise LoudouError(f"step must be between 1 and {n - 1}", "step")
     trivial_events, trivial_props = _trivial(spec)
     props = [p for p in properties if p not in trivial_props]
     rows = filter_segment(store, funnel_rows(store, spec), segment)

@@ -294,7 +294,7 @@ def diagnose(
     """Findings ranked by customers lost, at most ``limit``, each once."""
     check_period(period)
     if not 0 < alpha < 1:
-        raise LoudouError("alpha must be between 0 and 1", "--alpha")
+        raise LoudouError("alpha must be between 0 and 1", "alpha")
     from loudou.analyses.funnel.rows import filter_segment
 
     base_rows = filter_segment(store, funnel_rows(store, spec), segment)

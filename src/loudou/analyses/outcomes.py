@@ -29,11 +29,11 @@ def step_outcomes(
     """
     n = len(spec.steps)
     if not 1 <= step <= n:
-        raise LoudouError(f"step must be between 1 and {n}", "--step")
+        raise LoudouError(f"step must be between 1 and {n}", "step")
     if outcome not in ("converted", "dropped"):
-        raise LoudouError("outcome must be converted or dropped", "--outcome")
+        raise LoudouError("outcome must be converted or dropped", "outcome")
     if outcome == "dropped" and step == n:
-        raise LoudouError("nobody drops after the last step; choose an earlier step", "--step")
+        raise LoudouError("nobody drops after the last step; choose an earlier step", "step")
     rows = filter_segment(store, funnel_rows(store, spec), segment)
     went_on = rows.levels >= step + 1 if step < n else rows.levels >= step
     keep = (rows.levels >= step) & (went_on if outcome == "converted" else ~went_on)

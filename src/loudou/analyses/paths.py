@@ -100,9 +100,11 @@ def top_paths(
 ) -> PathsResult:
     """The ``limit`` most common paths, and links between positions over all paths."""
     if after is None and before is None:
-        raise LoudouError("give --after EVENT, --before EVENT or both", "--after")
+        raise LoudouError(
+            "give the event paths start after, the event they end before, or both", "after"
+        )
     if depth < 1 or limit < 1:
-        raise LoudouError("depth and limit must be at least 1", "--depth")
+        raise LoudouError("depth and limit must be at least 1", "depth")
     table = store.read_events(columns=("customer_id", "event"))
     cust = np.asarray(table.column("customer_id").to_pylist(), dtype=object)
     names = np.asarray(table.column("event").to_pylist(), dtype=object)

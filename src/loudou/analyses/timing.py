@@ -63,7 +63,7 @@ def time_to_convert(
     to = len(spec.steps) if to_step is None else to_step
     check_steps(spec, from_step, to)
     if bins < 1:
-        raise LoudouError("bins must be at least 1", "--bins")
+        raise LoudouError("bins must be at least 1", "bins")
     rows = filter_segment(store, funnel_rows(store, spec), segment)
     reached = rows.levels >= to
     deltas = (rows.times[reached, to - 1] - rows.times[reached, from_step - 1]) / 1e6

@@ -25,7 +25,7 @@ DAY_US = 86_400_000_000
 
 def check_period(period: str) -> None:
     if period not in PERIODS:
-        raise LoudouError(f"unknown period {period!r}; use day, week or month", "--period")
+        raise LoudouError(f"unknown period {period!r}; use day, week or month", "period")
 
 
 def period_ordinals(times_us: np.ndarray, period: str) -> np.ndarray:

@@ -7,6 +7,7 @@ New command groups: see CONTRIBUTING.md (shared working tree: commit only your o
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 from rich.text import Text
@@ -43,8 +44,34 @@ def main() -> None:
     try:
         app()
     except LoudouError as e:
+        e.field = cli_spelling(e.field, sys.argv[1:])
         err.print(Text("error: ", style="red") + Text(str(e)), highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+
+
+def cli_spelling(field: str | None, argv: list[str]) -> str | None:
+    """An error's field as the invoked command spells it: analyses name their parameters
+    (``min_customers``), the command line its options (``--min-customers``). Where a field may
+    also come from a spec file, only an option the user typed is named as one (a spec file's
+    ``mode`` stays ``mode``)."""
+    if not field or field.startswith("-"):
+        return field
+    command: Any = app if hasattr(app, "params") else typer.main.get_command(app)
+    args = list(argv)
+    while hasattr(command, "get_command"):  # a group: descend into the invoked command
+        name = next((a for a in args if not a.startswith("-")), None)
+        found = None if name is None else command.get_command(None, name)
+        if found is None or name is None:
+            break
+        args = args[args.index(name) + 1 :]
+        command = found
+    from_file = any(p.param_type_name == "argument" for p in command.params)  # a spec file
+    for param in command.params:
+        if param.name == field and param.param_type_name == "option":
+            given = [o for o in param.opts for a in args if a == o or a.startswith(o + "=")]
+            if given or not from_file:
+                return str((given or param.opts)[0])
+    return field

@@ -71,9 +71,9 @@ def funnel_rows(store: Store, spec: FunnelSpec, breakdown: str | None = None) ->
     if breakdown is not None:
         data = spec.model_dump(mode="json", exclude_defaults=True)
         try:
-            spec = FunnelSpec.parse({**data, "breakdown": breakdown}, "--by")
+            spec = FunnelSpec.parse({**data, "breakdown": breakdown}, "by")
         except SpecError as e:
-            raise SpecError(e.message, "--by") from None
+            raise SpecError(e.message, "by") from None
     table = funnel_customers(store, spec)
     n = len(spec.steps)
     times = np.full((table.num_rows, n), -1, dtype=np.int64)
@@ -136,7 +136,7 @@ def segment_groups(
         if not names:
             from loudou.model.segment import SegmentError
 
-            raise SegmentError("name saved segments after 'segment:', e.g. segment:vip,new", "--by")
+            raise SegmentError("name saved segments after 'segment:', e.g. segment:vip,new", "by")
         segs = [load_segment(store, n) for n in names]
     return [
         Group("segment", s.name, np.isin(rows.customer_id, members(store, s, as_of))) for s in segs
@@ -163,7 +163,7 @@ def segment_funnel(
     from loudou.model.segment import SegmentError
 
     if by and not is_segment_by(by):
-        raise SegmentError("use 'segments', 'segment:a,b' or 'rfm'", "--by")
+        raise SegmentError("use 'segments', 'segment:a,b' or 'rfm'", "by")
     rows = filter_segment(store, funnel_rows(store, spec), segment)
     if by:
         groups = segment_groups(store, rows, by)

@@ -304,7 +304,7 @@ def build_journeys(
     ``conversions``: customer_id, t, revenue (all history up to the range end).
     """
     if by not in ("channel", "campaign"):
-        raise KpiError(f"unknown grouping {by!r}; use channel or campaign", "--by")
+        raise KpiError(f"unknown grouping {by!r}; use channel or campaign", "by")
     since_us, until_us = rng.since_us(), rng.until_us()
     since = int(np.iinfo(np.int64).min) if since_us is None else since_us
     until = int(np.iinfo(np.int64).max) if until_us is None else until_us

@@ -248,11 +248,11 @@ def group_labels(
         try:
             mapping = read_traits(store, trait)
         except LoudouError as e:
-            raise KpiError(e.message, "--by") from None
+            raise KpiError(e.message, "by") from None
         if not mapping and customers:  # most likely a typo: grouping everyone as "(none)" hides it
             raise KpiError(
                 f"no customer has the trait {trait!r} (group by 'channel' or a customer trait)",
-                "--by",
+                "by",
             )
     return [mapping.get(c, NONE_LABEL) for c in customers]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "funnel.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "funnel.py"
 
 
 def test_benchmark_methods_agree_at_200k(tmp_path: Path) -> None:

@@ -210,7 +210,7 @@ def _write_elsewhere(path: Path, ids: list[str]) -> int:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parent,
+        cwd=Path(__file__).resolve().parents[2],  # tests/, where journeys.py is
     )
     return int(out.stdout)
 

@@ -15,7 +15,6 @@ import pyarrow as pa
 
 if TYPE_CHECKING:
     from loudou.backends.cache import EventCache
-    from loudou.backends.keyset import KeyBatch
     from loudou.model.plan import FunnelPlan
 
 # Columns of the events table (DESIGN §3). `properties` is JSON text; promoted columns are pulled out
@@ -74,17 +73,6 @@ def _kept(field: pa.Field, given: pa.DataType) -> pa.Field:
 
 
 @dataclass
-class Prepared:
-    """What an import works out for a write of events in its reading thread, while its previous
-    write runs: the writes are an import's critical path, so they should have as little as
-    possible left to do."""
-
-    keys: KeyBatch  # the batch's event keys (``backends.keyset.event_keys``)
-    seen: pa.Table | None  # customer_id, ts_min, ts_max: each customer's time range in the batch
-    more: int = 0  # events the import expects after this batch: room for their keys is made now
-
-
-@dataclass
 class WriteResult:
     """What one write did: rows new to the store, and rows it already had (idempotent re-imports)."""
 
@@ -112,14 +100,31 @@ class CachedStore(Protocol):
 
 
 @runtime_checkable
+class PreparedWrites(Protocol):
+    """Optional ability: part of an event write's work done ahead, in the caller's thread. An
+    import prepares its next write while the previous one runs (writes are its critical path);
+    what is prepared is the backend's own business (DuckDB: the batch's event keys and each
+    customer's time range)."""
+
+    def prepare_events(self, batch: pa.Table, more: int = 0, ranges: bool = True) -> object:
+        """Work for writing ``batch`` later; ``more``: events still to come after it (room can
+        be made now); ``ranges``: whether customers' time ranges are worth preparing (not for a
+        re-import, whose rows are mostly stored already)."""
+        ...
+
+    def insert_prepared(self, batch: pa.Table, prepared: object) -> WriteResult:
+        """``insert_events`` with the work :meth:`prepare_events` did for this very batch."""
+        ...
+
+
+@runtime_checkable
 class Store(Protocol):
     """Narrow storage interface shared by every backend."""
 
     path: str
 
-    def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
-        """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped.
-        ``prepared``: work on the batch the caller did already (an import does, see Prepared)."""
+    def insert_events(self, batch: pa.Table) -> WriteResult:
+        """Add events (EVENT_SCHEMA); rows whose event_id is already stored are skipped."""
         ...
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:

@@ -17,7 +17,6 @@ from loudou.backends.base import (
     CUSTOMER_SCHEMA,
     EVENT_SCHEMA,
     SPEND_SCHEMA,
-    Prepared,
     WriteResult,
     conform,
 )
@@ -30,7 +29,7 @@ from loudou.backends.duckdb_sql import (
     read_events_sql,
 )
 from loudou.backends.duckdb_upkeep import UpkeepAbilities
-from loudou.backends.keyset import KeyBatch, event_keys, shared_keys, warm_up_kernels
+from loudou.backends.keyset import KeyBatch, Prepared, event_keys, shared_keys, warm_up_kernels
 from loudou.errors import StoreError
 from loudou.model.plan import FunnelPlan
 
@@ -673,6 +672,20 @@ class DuckDBStore(ServerAbilities, UpkeepAbilities, CacheAbilities):
         finally:
             for name in tables:
                 con.unregister(name)
+
+    def prepare_events(self, batch: pa.Table, more: int = 0, ranges: bool = True) -> Prepared:
+        """The batch's event keys and (``ranges``) each customer's time range (PreparedWrites)."""
+        seen = None
+        if ranges:
+            seen = batch.group_by("customer_id", use_threads=False).aggregate(
+                [("ts", "min"), ("ts", "max")]
+            )
+            seen = seen.select(["customer_id", "ts_min", "ts_max"])
+        return Prepared(event_keys(batch.column("event_id")), seen, more)
+
+    def insert_prepared(self, batch: pa.Table, prepared: object) -> WriteResult:
+        assert isinstance(prepared, Prepared), "prepare_events made it"
+        return self.insert_events(batch, prepared)
 
     def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
         self._writes += 1

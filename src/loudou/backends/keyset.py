@@ -20,6 +20,7 @@ import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,14 @@ def shared_keys(path: str) -> StoredKeys:
         if keys is None:
             keys = _SHARED[name] = StoredKeys()
         return keys
+
+
+@dataclass
+class Prepared:
+    """What an import works out for a write of events in its reading thread, while its previous
+    write runs: the writes are an import's critical path, so they should have as little as
+    possible left to do."""
+
+    keys: KeyBatch  # the batch's event keys (:func:`event_keys`)
+    seen: pa.Table | None  # customer_id, ts_min, ts_max: each customer's time range in the batch
+    more: int = 0  # events the import expects after this batch: room for their keys is made now

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pyarrow as pa
 
-from loudou.backends.base import Prepared, WriteResult
+from loudou.backends.base import WriteResult
 from loudou.backends.wire import ARROW, from_ipc, to_ipc
 from loudou.errors import LoudouError, SpecError, StoreError
 from loudou.model.plan import FunnelPlan
@@ -60,8 +60,8 @@ class RemoteStore:
         data = self._call(op, table=batch).json()
         return WriteResult(data["inserted"], data["duplicates"])
 
-    def insert_events(self, batch: pa.Table, prepared: Prepared | None = None) -> WriteResult:
-        return self._write("insert_events", batch)  # the server does that work itself
+    def insert_events(self, batch: pa.Table) -> WriteResult:
+        return self._write("insert_events", batch)
 
     def upsert_customers(self, batch: pa.Table) -> WriteResult:
         return self._write("upsert_customers", batch)

@@ -28,8 +28,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from loudou.backends.base import SPEND_SCHEMA, Prepared, Store, WriteResult
-from loudou.backends.keyset import event_keys
+from loudou.backends.base import SPEND_SCHEMA, PreparedWrites, Store, WriteResult
 from loudou.errors import ImportError_
 from loudou.ingest.formats import Meter, RawBatch, detect_format, read_batches
 from loudou.ingest.tables import BUILDERS, KINDS, KindSpec, check_mapping, resolve
@@ -241,10 +240,12 @@ class _Import:
             if self.spec.kind == "events":
                 # worked out here, while the previous write runs (it has more to do)
                 # (ranges only while every row so far was new: a re-import would not use them)
-                prepared = _prepared(table, self._rows_to_come(), ranges=self.duplicates == 0)
-                write: Callable[[], WriteResult] = partial(
-                    self.store.insert_events, table, prepared
-                )
+                store = self.store
+                write: Callable[[], WriteResult] = partial(store.insert_events, table)
+                if isinstance(store, PreparedWrites):
+                    more, ranges = self._rows_to_come(), self.duplicates == 0
+                    prepared = store.prepare_events(table, more, ranges)
+                    write = partial(store.insert_prepared, table, prepared)
             else:
                 write = partial(self.store.upsert_customers, table)
             self._collect()
@@ -334,17 +335,6 @@ class _SpendTotals:
                 },
                 schema=SPEND_SCHEMA,
             )
-
-
-def _prepared(events: pa.Table, more: int, ranges: bool = True) -> Prepared:
-    """The event keys and (``ranges``) each customer's time range of a batch about to be written."""
-    seen = None
-    if ranges:
-        seen = events.group_by("customer_id", use_threads=False).aggregate(
-            [("ts", "min"), ("ts", "max")]
-        )
-        seen = seen.select(["customer_id", "ts_min", "ts_max"])
-    return Prepared(event_keys(events.column("event_id")), seen, more)
 
 
 _READ_ERRORS = (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError, pa.ArrowException)

@@ -24,7 +24,6 @@ from loudou.backends.base import CUSTOMER_SCHEMA
 from loudou.backends.duckdb import _ROW_GROUP, SCHEMA_VERSION, DuckDBStore, _row_group_chunks
 from loudou.backends.keyset import StoredKeys
 from loudou.errors import StoreError
-from loudou.ingest.files import _prepared
 
 from journeys import database_at_version, events_table, murmur
 
@@ -71,8 +70,8 @@ def test_a_rolled_back_write_leaves_the_key_set_as_it_was(tmp_path):
 
 
 def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatch):
-    """An import hashes ids and groups customers' times in its reading thread and passes them
-    along (``Prepared``); they must be of that very batch, and the time ranges count only when
+    """An import has the store hash ids and group customers' times in its reading thread and
+    passes them along (``prepare_events``, the PreparedWrites ability); they must be of that very batch, and the time ranges count only when
     every row of the batch is new (a repeated id's time is not a stored event's)."""
     import loudou.backends.duckdb as duckdb_store
 
@@ -80,20 +79,22 @@ def test_work_prepared_by_an_import_stores_the_same_as_the_stores_own(monkeypatc
 
     batch = _batch(["a", "b", "a", "c"], start=600)
     store = DuckDBStore(":memory:")
-    first = store.insert_events(batch, _prepared(batch, 100_000))
+    first = store.insert_prepared(batch, store.prepare_events(batch, 100_000))
     assert (first.inserted, first.duplicates) == (3, 1)
     assert _stored_ids(store) == ["a", "b", "c"] and _keys_match_events(store)
     room = store._keys.keys.nbytes  # type: ignore[union-attr]
     assert room >= 75_000 / 0.75 * 16  # room for the rest at this batch's share of new keys
-    store.insert_events(batch, _prepared(batch, 10_000_000))  # nothing new: no more room
+    store.insert_prepared(
+        batch, store.prepare_events(batch, 10_000_000)
+    )  # nothing new: no more room
     assert store._keys.keys.nbytes == room  # type: ignore[union-attr]
     again = _batch(["c", "d"], start=0)  # "c" again, at an earlier time: not a stored time
-    assert store.insert_events(again, _prepared(again, 0)).inserted == 1
+    assert store.insert_prepared(again, store.prepare_events(again, 0)).inserted == 1
     seen = store.query("SELECT epoch(first_seen) AS f, epoch(last_seen) AS l FROM customers")
     times = store.query("SELECT epoch(min(ts)) AS f, epoch(max(ts)) AS l FROM events")
     assert seen.to_pylist() == times.to_pylist()
     with pytest.raises(ValueError, match="1 event keys for 2 events"):
-        store.insert_events(_batch(["e", "f"]), _prepared(_batch(["x"]), 0))
+        store.insert_prepared(_batch(["e", "f"]), store.prepare_events(_batch(["x"]), 0))
     assert _stored_ids(store) == ["a", "b", "c", "d"] and _keys_match_events(store)
 
 

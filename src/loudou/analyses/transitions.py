@@ -19,10 +19,10 @@ from loudou.model.spec import FunnelSpec
 
 def _plain(spec: FunnelSpec) -> FunnelSpec:
     """The same steps counted per customer, with no exclusions, breakdown or held values."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    for key in ("count", "hold_constant", "breakdown", "exclusions", "mode"):
-        data.pop(key, None)
-    return FunnelSpec.parse(data)
+    plain = ("count", "hold_constant", "breakdown", "exclusions", "mode")
+    return spec.model_copy(
+        update={k: FunnelSpec.model_fields[k].get_default(call_default_factory=True) for k in plain}
+    )
 
 
 def stage_sequences(store: Store, spec: FunnelSpec) -> list[np.ndarray]:

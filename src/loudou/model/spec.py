@@ -208,19 +208,23 @@ class FunnelSpec(_Model):
                 )
         if len(self.steps) + len(self.exclusions) > 64:
             raise ValueError("exclusions: too many steps and exclusions together (max 64)")
-        if self.breakdown is not None and self.breakdown.startswith("segment:"):
-            for name in filter(None, (x.strip() for x in self.breakdown[8:].split(","))):
-                check_name(
-                    name, "breakdown"
-                )  # saved segments (loudou.analyses.funnel.rows.any_funnel)
-        elif self.breakdown is not None:
-            check_name(self.breakdown.removeprefix("customer.").removeprefix("event."), "breakdown")
+        if self.breakdown is not None:
+            check_breakdown(self.breakdown)
         for h in self.hold_constant:
             check_name(h, "hold_constant")
         check_name(self.session_property, "session_property")
         if self.date_from and self.date_to and _as_dt(self.date_to) < _as_dt(self.date_from):
             raise ValueError("date_to: date_to is before date_from")
         return self
+
+    def with_breakdown(self, breakdown: str, field: str = "breakdown") -> FunnelSpec:
+        """The same funnel split by ``breakdown``, checked as in a spec (an error names
+        ``field``) without reading the whole spec again."""
+        try:
+            check_breakdown(breakdown)
+        except ValueError as e:
+            raise SpecError(str(e).partition(": ")[2], field) from None
+        return self.model_copy(update={"breakdown": breakdown})
 
     @property
     def window_seconds(self) -> int:
@@ -256,6 +260,16 @@ class FunnelSpec(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def check_breakdown(breakdown: str) -> None:
+    """A property or trait name (``customer.x``, ``event.x`` or bare), or saved segments
+    (``segment:a,b``, see loudou.analyses.funnel.rows.any_funnel)."""
+    if breakdown.startswith("segment:"):
+        for name in filter(None, (x.strip() for x in breakdown[8:].split(","))):
+            check_name(name, "breakdown")
+    else:
+        check_name(breakdown.removeprefix("customer.").removeprefix("event."), "breakdown")
 
 
 def _as_dt(d: date | datetime) -> datetime:

@@ -21,7 +21,6 @@ from loudou.analyses.funnel.engine import funnel_customers
 from loudou.analyses.funnel.steps import NONE_VALUE, OTHER, funnel_result, plain_funnel, summarize
 from loudou.analyses.funnel.units import Units
 from loudou.backends.base import Store
-from loudou.errors import SpecError
 from loudou.model.results import BreakdownResult, FunnelResult
 from loudou.model.spec import FunnelSpec
 
@@ -69,11 +68,7 @@ class FunnelRows:
 def funnel_rows(store: Store, spec: FunnelSpec, breakdown: str | None = None) -> FunnelRows:
     """Run the funnel once; with ``breakdown`` each unit carries that property at its step 1."""
     if breakdown is not None:
-        data = spec.model_dump(mode="json", exclude_defaults=True)
-        try:
-            spec = FunnelSpec.parse({**data, "breakdown": breakdown}, "by")
-        except SpecError as e:
-            raise SpecError(e.message, "by") from None
+        spec = spec.with_breakdown(breakdown, "by")
     table = funnel_customers(store, spec)
     n = len(spec.steps)
     times = np.full((table.num_rows, n), -1, dtype=np.int64)

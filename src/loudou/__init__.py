@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from loudou.model.results import FunnelResult, StepResult
     from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
 
-# Names are loaded on first use: the funnel engine pulls in numba (~0.5 s), which commands such as
-# `loudou import` never need.
+# Names are loaded on first use: the funnel engine pulls in numba, which is slow to import and which
+# commands such as `loudou import` never need.
 _LAZY = {
     "Condition": "loudou.model.spec",
     "Exclusion": "loudou.model.spec",

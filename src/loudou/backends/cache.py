@@ -122,7 +122,7 @@ class EventCache:
 
     def customer_codes(self, ids: pa.Array | pa.ChunkedArray, add: bool = True) -> np.ndarray:
         """Codes for customer ids: a search among the build's ids (kept sorted, as Arrow: a few
-        bytes per customer where a Python dict costs ~100), then the few added since.
+        bytes per customer, far less than a Python dict), then the few added since.
         Unseen ids are added at the end (cached traits are then dropped: they are per customer),
         or get -1 when ``add`` is false. Each distinct id is looked up once."""
         enc = pc.dictionary_encode(ids)
@@ -204,8 +204,8 @@ class EventCache:
     def replace_customers(self, affected: np.ndarray, base: Segment, delta: Segment) -> None:
         """Put the rows in ``base`` and ``delta`` (laid out over every customer, holding rows of
         the ``affected`` customers only) in place of those customers' rows: an identity link
-        re-keyed their events. One copy of each array, instead of a rebuild (a rebuild of
-        100M events takes ~30 s)."""
+        re-keyed their events. One copy of each array, instead of a rebuild, which reads every
+        event again."""
         self._grow_base_offsets()
         self.base = _spliced(self.base, affected, base)
         self.delta = _spliced(self.delta, affected, delta)

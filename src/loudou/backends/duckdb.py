@@ -144,8 +144,8 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
 def _v5(con: duckdb.DuckDBPyConnection) -> None:
     """``seen_log``: first/last seen times of the collection server's commits, appended there
     and folded into ``customers`` from time to time. Updating ``customers`` in every commit
-    scanned the whole table (DuckDB joins by hash, not through its index: ~50 ms per commit at
-    1M customers). Readers see both through the ``customers_seen`` view."""
+    scanned the whole table (DuckDB joins by hash, not through its index), a cost per commit
+    that grows with the customers. Readers see both through the ``customers_seen`` view."""
     con.execute(
         """
         CREATE TABLE seen_log (
@@ -169,7 +169,7 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
     """``traits_log``: the collection server's trait merges (identify), appended in order and
     folded into ``customers`` with ``seen_log`` (``INSERT .. ON CONFLICT`` into ``customers`` in
-    every commit cost ~0.2 ms per merged customer at 1M customers). ``customers_seen`` merges the
+    every commit was costly per merged customer on a large table). ``customers_seen`` merges the
     pending traits over the stored ones, in order."""
     con.execute(
         """
@@ -195,10 +195,11 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
 
 def _v7(con: duckdb.DuckDBPyConnection) -> None:
     """A new store keeps its event, customer and session ids compressed with zstd. DuckDB's own
-    choice for such many-valued strings (dictionary + FSST) spent ~40% of an import's insert time
-    analysing them (2M events: 2.0 → 1.6 CPU-s for the insert; the file ~20% larger; scans and
-    point reads measured alike). Only an empty ``events`` is rebuilt: rewriting a store's events
-    would make the upgrade take minutes, and its layout changes nothing it answers."""
+    choice for such many-valued strings (dictionary + FSST) spent a large share of an import's
+    insert time analysing them; zstd makes the file somewhat larger, and scans and point reads
+    measured alike (docs/performance.md). Only an empty ``events`` is rebuilt: rewriting a
+    store's events would make the upgrade take minutes, and its layout changes nothing it
+    answers."""
     if con.execute("SELECT count(*) FROM events").fetchall()[0][0]:
         return
     con.execute(
@@ -224,9 +225,9 @@ _REKEY_ROWS = 1 << 20  # events re-keyed at a time by _v8
 
 def _v8(con: duckdb.DuckDBPyConnection) -> None:
     """Event keys become MurmurHash3 x64 128 of the id instead of MD5: the same 128-bit odds of
-    two ids colliding at ~1/7 of the CPU per id (an import hashes every row it reads: 10M ids
-    1.2 → 0.2 CPU-s). The keys of stored events are computed again, in rowid order, a million
-    events at a time (10M events: 1.8 s)."""
+    two ids colliding at a fraction of the CPU per id (an import hashes every row it reads; see
+    docs/performance.md). The keys of stored events are computed again, in rowid order, a million
+    events at a time."""
     con.execute("CREATE TABLE event_keys_v8 (hi UBIGINT NOT NULL, lo UBIGINT NOT NULL)")
     end = con.execute("SELECT coalesce(max(rowid) + 1, 0) FROM events").fetchall()[0][0]
     for start in range(0, end, _REKEY_ROWS):
@@ -294,11 +295,11 @@ def _row_group_chunks(table: pa.Table) -> pa.Table:
     """``table`` in chunks of one DuckDB row group. DuckDB appends each Arrow chunk as a unit,
     in parallel; chunks that do not fill whole row groups leave partial ones that the commit
     then rewrites (twice the time, and twice the file size, for a bulk import). Many small chunks
-    (the server's group of requests) cost a scan each: one chunk takes ~40% less time. A clean
+    (the server's group of requests) cost a scan each: one chunk takes clearly less time. A clean
     import's rows come in whole row groups already (it reads that many at a time) and are kept
     as they are. Otherwise only the rows of a row group that straddles two chunks are copied
     (a Parquet file read with dictionaries breaks its batches at each of its own row groups):
-    re-chunking everything copied every value (~0.1 s per write of half a million rows)."""
+    re-chunking everything copied every value, a cost paid on every write."""
     if table.num_rows <= _ROW_GROUP:
         return table.combine_chunks() if table.column(0).num_chunks > 1 else table
     if _whole_row_groups(table):
@@ -702,7 +703,7 @@ class DuckDBStore(ServerAbilities, UpkeepAbilities, CacheAbilities):
         if inserted and self._cache is not None:
             # The funnel cache is kept up to date as events arrive: an import (its writes run in
             # a background thread while the next rows are read) folds its rows in now, so the
-            # next funnel does not pay for it (~0.3 s per 1M rows at 100M events).
+            # next funnel does not pay for it (the fold's cost grows with the rows imported).
             with self._cache_lock:
                 if self._cache is not None:
                     self._refresh_cache(self._cache)

@@ -4,7 +4,7 @@ events are appended (by row id watermark), and add properties and traits on dema
 DuckDB is asked for integer codes (customer and event codes come from joins with the small
 dictionaries) in whatever order it produces them; the cache's order is made in numba
 (``loudou.kernels.cache_sort``): a counting sort by customer, then each customer's few events.
-Sorting every event in DuckDB instead held gigabytes of sort buffers (100M events: 7.4 GB peak).
+Sorting every event in DuckDB instead held gigabytes of sort buffers (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -158,8 +158,8 @@ class CacheAbilities:
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None, pa.RecordBatch]]:
         """Events batch by batch as (customer codes, event-name codes, the ``select`` columns):
         positions in ``ids`` and ``names`` (every row's value must be one of them). DuckDB hands
-        over its 64-bit hash of each value, looked up in numba (a join on the strings costs ~2x
-        the whole scan); if two hashes of a dictionary collide, it joins on the strings."""
+        over its 64-bit hash of each value, looked up in numba (a join on the strings costs more
+        than the whole scan); if two hashes of a dictionary collide, it joins on the strings."""
         keys = [("customer_id", ids)] + ([("event", names)] if names is not None else [])
         maps = []
         for _, values in keys:
@@ -193,14 +193,15 @@ class CacheAbilities:
     def _release_memory(self) -> None:
         """Hand back to the OS the memory DuckDB holds after reading every event.
 
-        DuckDB keeps the table blocks it read (until memory runs short: 10M events, ~120 MB;
-        they scale with the table) and its allocator (jemalloc) keeps freed pages (~400 MB at
-        10M). Neither helps once the cache is built: funnels then read the cache, and refreshes
-        only the newest rows. Lowering memory_limit evicts cached blocks down to it, and any
-        change of it flushes the allocator (BufferPool::SetLimit); RESET puts back the exact
-        default. So this runs only while the limit is the default, which loudou never changes,
-        and evicts only in a database file (an in-memory table's blocks are its data). During the
-        moment the limit is low, other queries of this database have EVICT_HEADROOM to work in.
+        DuckDB keeps the table blocks it read (until memory runs short; they scale with the
+        table) and its allocator (jemalloc) keeps the pages freed during the build (both sizable
+        on a large table, see docs/performance.md). Neither helps once the cache is built:
+        funnels then read the cache, and refreshes only the newest rows. Lowering memory_limit
+        evicts cached blocks down to it, and any change of it flushes the allocator
+        (BufferPool::SetLimit); RESET puts back the exact default. So this runs only while the
+        limit is the default, which loudou never changes, and evicts only in a database file (an
+        in-memory table's blocks are its data). During the moment the limit is low, other queries
+        of this database have EVICT_HEADROOM to work in.
         """
         con = self.con
         if con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] != _default_limit():

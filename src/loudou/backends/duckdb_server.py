@@ -245,8 +245,8 @@ class ServerAbilities:
         """Move the events of the aliases in ``_new`` to their customers. The aliases' first/last
         seen bound their events' times, so the UPDATE reads only the row groups whose times
         overlap (DuckDB's min/max per row group): a visitor's recent events, not the whole
-        table (~0.4 s per 10M events). Aliases with no row anywhere have no events: nothing to
-        do. A range not known (NULL) falls back to the whole table."""
+        table, whose scan grows with every event stored. Aliases with no row anywhere have no
+        events: nothing to do. A range not known (NULL) falls back to the whole table."""
         ((rows, unknown, first, last),) = con.execute(
             """
             SELECT count(*), count(*) FILTER (WHERE f IS NULL OR l IS NULL), min(f), max(l) FROM (

@@ -10,8 +10,8 @@ process, and its lock makes their event writes take turns (see ``shared_keys``).
 for the customers of recent small writes, a time range their stored first/last seen covers, so a
 write whose events all fall inside it need not touch ``customers``.
 
-Memory: 16 bytes per slot, at most 0.75 keys per slot (doubling when full): 256 MB at 10M keys,
-2 GB at 100M. Loading them on the first write takes ~0.25-0.3 µs per key (random accesses).
+Memory: 16 bytes per slot, at most 0.75 keys per slot (doubling when full). Loading them on the
+first write is bound by random memory accesses, one per key (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class StoredKeys:
         The keys count as stored from now on in this transaction. ``more``: keys expected
         soon after these (an import's rest); room is made at once for as many as these keys'
         share of new ones says: growing the set step by step re-inserts every key about once
-        more (10M keys: ~0.9 s), while a re-imported file adds nothing."""
+        more, while a re-imported file adds nothing."""
         assert self.keys is not None, "catch_up first"
         new = self.keys.add(hi, lo)
         if more and len(hi):

@@ -46,7 +46,8 @@ def serve(
     import sys
 
     # The writer thread returns from DuckDB (which releases the GIL) several times per commit;
-    # a short switch interval stops it waiting up to 5 ms for the event loop each time.
+    # a short switch interval stops it waiting up to Python's default interval (5 ms) for the
+    # event loop each time.
     sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(path, url, parsers),

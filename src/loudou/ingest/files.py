@@ -89,8 +89,9 @@ def import_file(
     transaction each), as each write has a fixed cost (a commit, the customers' first/last seen).
     One write runs in a background thread while the next rows are read and checked (both release
     the GIL for most of their work), so memory holds at most about two writes' worth of rows. The
-    last write has nothing to overlap with: half a million rows imported 2M events ~10% faster
-    than a million (and with 10% less memory); a quarter million was slower again."""
+    last write has nothing to overlap with: writes of about half a million rows imported faster
+    than writes of a million, and with less memory; a quarter million was slower again
+    (docs/performance.md)."""
     source = Path(path)
     spec = _spec(kind)
     zone = resolve_tz(tz)

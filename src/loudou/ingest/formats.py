@@ -358,7 +358,7 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
                 shutil.copyfileobj(src, dst, 1 << 20)
         try:
             # pre_buffer: each row group's column chunks are read in a few large reads (coalesced)
-            # instead of page by page through a buffered stream: ~40% less CPU to read a file.
+            # instead of page by page through a buffered stream: much less CPU to read a file.
             meta = pq.read_metadata(source)
             encoded = _small_dictionaries(meta) or None
             pf = pq.ParquetFile(source, metadata=meta, read_dictionary=encoded, pre_buffer=True)
@@ -382,7 +382,7 @@ def _read_parquet(path: Path, gz: bool, batch_rows: int, meter: Meter) -> Iterat
 def _small_dictionaries(meta: pq.FileMetaData) -> list[str]:
     """Top-level text columns that every row group stores dictionary-encoded in at most two bytes
     a row, dictionary included (event names, channels, plans; not ids). Read as dictionaries,
-    they cost ~40% less to read, are checked once per distinct value, and reach DuckDB as they
+    they cost much less to read, are checked once per distinct value, and reach DuckDB as they
     are. A column that outgrew its dictionary part way (ids) stores its values plainly, at four
     bytes a row or more, and is read as text."""
     schema = meta.schema

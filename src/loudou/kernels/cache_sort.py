@@ -350,10 +350,11 @@ def find_sorted(off, data, n, q_off, q_data):
 class HashCodes:
     """Code (position) of each of a few distinct keys, found from a 64-bit hash of the key.
 
-    DuckDB joins rows with a dictionary on strings at ~200 ns a row, on one thread; handing over
-    ``hash(value)`` instead and looking it up here costs a fraction of that. Exact when every
-    looked-up value is one of the keys and their hashes are distinct: ``build`` returns None
-    when two collide (callers then join on the values), and a hash not found is an error."""
+    DuckDB joins rows with a dictionary on strings slowly, comparing strings on one thread;
+    handing over ``hash(value)`` instead and looking it up here costs a fraction of that. Exact
+    when every looked-up value is one of the keys and their hashes are distinct: ``build``
+    returns None when two collide (callers then join on the values), and a hash not found is an
+    error."""
 
     def __init__(self, hashes: np.ndarray, slots: np.ndarray) -> None:
         self.hashes = hashes

@@ -3,9 +3,9 @@
 A key is MurmurHash3 x64 128 (Austin Appleby's published algorithm, seed 0) of the id's UTF-8
 bytes, in two uint64 halves: ``hi`` its high 64 bits (``h2``) and ``lo`` its low 64 (``h1``);
 as the ``mmh3`` package reads it, ``hash128(id) == hi << 64 | lo``. Its odds of two ids colliding
-are those of any 128-bit hash (MD5, which keys were until schema version 8, cost ~7 times as much
-per id). Hashing here rather than in DuckDB costs no statement per batch (a DuckDB query costs
-about a millisecond whatever its size) and runs without the GIL.
+are those of any 128-bit hash (MD5, which keys were until schema version 8, cost several times as
+much per id). Hashing here rather than in DuckDB costs no statement per batch (a DuckDB query has
+a fixed cost whatever its size) and runs without the GIL.
 
 The set is one array of ``(hi, lo)`` slots, a power of two of them, probed linearly: a key and
 its neighbours share cache lines. ``(0, 0)`` marks an empty slot; the key ``(0, 0)`` itself is
@@ -115,8 +115,9 @@ def add_keys(slots, seed, flags, his, los, new, start, limit):
     row, a value to ignore).
 
     Each key's home slot is a cache miss in a large set. The home slots of the next keys are
-    read first, as independent loads the CPU overlaps, then the keys are probed in order (10M
-    keys: 0.84 -> 0.52 s). The value returned second keeps those reads from being optimised away."""
+    read first, as independent loads the CPU overlaps, then the keys are probed in order, which
+    is markedly faster on a large set (docs/performance.md). The value returned second keeps
+    those reads from being optimised away."""
     mask = np.uint64(slots.shape[0] - 1)
     added = 0
     n = his.shape[0]

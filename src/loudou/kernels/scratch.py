@@ -2,10 +2,11 @@
 
 A funnel on a large cache needs arrays as long as the customers (kernel outputs, step times,
 per-step durations). Allocated fresh each time they are page-faulted in again, and in a process
-that holds gigabytes the kernel may first have to reclaim memory for them: the first funnel after
-an import took 5x the warm time at 100M events. A :class:`Scratch` hands out views of buffers it
-keeps (grown with headroom, so a cache grown by an append usually fits), and a
-:class:`ScratchPool` gives each query its own, so concurrent queries never share one.
+that holds gigabytes the kernel may first have to reclaim memory for them: on a large cache the
+first funnel after an import took several times the warm time (docs/performance.md). A
+:class:`Scratch` hands out views of buffers it keeps (grown with headroom, so a cache grown by an
+append usually fits), and a :class:`ScratchPool` gives each query its own, so concurrent queries
+never share one.
 """
 
 from __future__ import annotations

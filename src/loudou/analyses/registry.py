@@ -239,7 +239,3 @@ ANALYSES: dict[str, Analysis] = {
         ),
     )
 }
-
-
-def analysis(name: str) -> Analysis:
-    return ANALYSES[name]

@@ -137,9 +137,6 @@ class Check:
             return number is not None and _ordered(number, self.compare, item.number)
         return _ordered(text, self.compare, item.text)
 
-    def holds_each(self, texts: Sequence[str | None]) -> list[bool]:
-        return [self.holds(t) for t in texts]
-
 
 def _equal(text: str, number: float | None, item: Item) -> bool:
     if item.number is not None:

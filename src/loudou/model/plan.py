@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
-from loudou.model.conditions import Check
+from loudou.model.conditions import Check, holds_all
 from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
 
 # Bit order of a plan's matches: step k is bit k-1, exclusion j is bit n_steps + j.
@@ -33,7 +33,7 @@ class FieldTest:
         return cls(cond.on_customer, cond.field_name, Check.of(cond.op, cond.value))
 
     def holds(self, text: str | None) -> bool:
-        return all(t.holds(text) for t in self.tests)
+        return holds_all(self.tests, text)
 
     def holds_each(self, texts: list[str | None]) -> list[bool]:
         return [self.holds(t) for t in texts]

@@ -8,14 +8,15 @@ property names used as output column aliases.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from loudou.backends.base import EVENT_SCHEMA, NUMERIC_COLUMNS, PROMOTED_COLUMNS
 from loudou.errors import StoreError
 from loudou.model.conditions import NUMBER_PATTERN, Check, Item
-from loudou.model.plan import BreakdownSource, FieldTest, FunnelPlan, Match, from_micros
+from loudou.model.plan import BreakdownSource, FieldTest, FunnelPlan, Match
 from loudou.model.spec import check_name
+from loudou.model.times import from_us, naive_utc
 
 
 def json_path(name: str) -> str:
@@ -112,9 +113,9 @@ def funnel_events_sql(plan: FunnelPlan) -> tuple[str, list[Any]]:
     b = SqlBuilder()
     first_extra: list[str] = []
     if plan.t_from is not None:
-        first_extra.append(f"e.ts >= {b.bind(from_micros(plan.t_from))}")
+        first_extra.append(f"e.ts >= {b.bind(from_us(plan.t_from))}")
     if plan.t_to is not None:
-        first_extra.append(f"e.ts <= {b.bind(from_micros(plan.t_to))}")
+        first_extra.append(f"e.ts <= {b.bind(from_us(plan.t_to))}")
     bits = [
         f"(CAST({b.match(m, first_extra if i == 0 else None)} AS UBIGINT) << {i})"
         for i, m in enumerate(plan.matches)
@@ -203,9 +204,9 @@ def read_events_sql(
             "e.event IN (" + ", ".join(b.bind(n) for n in events) + ")" if events else "FALSE"
         )
     if since is not None:
-        where.append(f"e.ts >= {b.bind(_naive_utc(since))}")
+        where.append(f"e.ts >= {b.bind(naive_utc(since))}")
     if until is not None:
-        where.append(f"e.ts < {b.bind(_naive_utc(until))}")
+        where.append(f"e.ts < {b.bind(naive_utc(until))}")
     cols, cond = ", ".join(select), " AND ".join(where)
     sql = f"SELECT {cols} FROM events e WHERE {cond} ORDER BY e.customer_id, e.ts, e.event_id"  # noqa: S608
     return sql, b.params
@@ -235,9 +236,3 @@ def _checked(name: str, what: str, field: str) -> None:
 def quote_ident(name: str) -> str:
     """A double-quoted identifier; names are already validated against NAME_RE (no quotes)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _naive_utc(d: datetime) -> datetime:
-    if d.tzinfo is not None:
-        d = d.astimezone(UTC).replace(tzinfo=None)
-    return d

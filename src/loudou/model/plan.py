@@ -10,14 +10,14 @@ reading of a spec, and the condition rules are those of :mod:`loudou.model.condi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from loudou.model.conditions import Check, holds_all
 from loudou.model.spec import Condition, Exclusion, FunnelSpec, Step
+from loudou.model.times import to_us
 
 # Bit order of a plan's matches: step k is bit k-1, exclusion j is bit n_steps + j.
-_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -142,26 +142,14 @@ def plan_funnel(spec: FunnelSpec) -> FunnelPlan:
     )
 
 
-def micros(d: datetime) -> int:
-    """Microseconds since the epoch; a naive time is UTC."""
-    if d.tzinfo is not None:
-        d = d.astimezone(UTC).replace(tzinfo=None)
-    return (d - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(us: int) -> datetime:
-    """The naive UTC time of a microsecond count (the store's timestamps are naive UTC)."""
-    return _EPOCH + timedelta(microseconds=us)
-
-
 def date_bounds_us(spec: FunnelSpec) -> tuple[int | None, int | None]:
     """Inclusive bounds of step 1's time: a plain ``date_to`` covers its whole day."""
     lo = hi = None
     if spec.date_from is not None:
-        lo = micros(_start_of(spec.date_from))
+        lo = to_us(_start_of(spec.date_from))
     if spec.date_to is not None:
         d = spec.date_to
-        hi = micros(d) if isinstance(d, datetime) else micros(_start_of(d) + timedelta(days=1)) - 1
+        hi = to_us(d) if isinstance(d, datetime) else to_us(_start_of(d) + timedelta(days=1)) - 1
     return lo, hi
 
 

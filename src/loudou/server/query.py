@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from loudou.errors import SpecError
+from loudou.model.times import naive_utc
 from loudou.server.auth import require
 from loudou.server.errors import ApiError, json_response
 
@@ -83,9 +84,7 @@ def _page(table: pa.Table, limit: int) -> dict[str, Any]:
 
 
 def _time(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    return None if value is None else naive_utc(value)
 
 
 @router.get(

@@ -41,11 +41,11 @@ from loudou.analyses.kpi.common import (
     KpiEvents,
     clean,
     duration_option,
-    from_us,
     read_purchases,
     read_touches,
 )
 from loudou.errors import LoudouError
+from loudou.model.times import from_us
 
 if TYPE_CHECKING:
     from loudou.backends.base import Store

@@ -64,7 +64,7 @@ def rfm_summary(
     """frequency, recency, T and monetary_value per customer (index ``customer_id``), as lifetimes'
     ``summary_data_from_transaction_data``; purchases in units after the observation end's unit
     are left out. Also ``orders`` and ``revenue`` (historical, same purchases)."""
-    from loudou.analyses.kpi.common import to_us
+    from loudou.model.times import to_us
 
     end = int(period_ordinals(np.array([to_us(observation_end)]), time_unit)[0])
     df = pd.DataFrame(
@@ -420,7 +420,8 @@ def run_clv(
     the last purchase). Customers are sorted by CLV, highest first."""
     from datetime import timedelta
 
-    from loudou.analyses.kpi.common import _as_datetime, from_us
+    from loudou.analyses.kpi.common import _as_datetime
+    from loudou.model.times import from_us
 
     if time_unit not in TIME_UNITS:
         raise KpiError(f"unknown time unit {time_unit!r}; use day, week or month", "--time-unit")

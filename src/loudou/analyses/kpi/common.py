@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loudou.errors import LoudouError
+from loudou.model.times import naive_utc, to_us
 
 if TYPE_CHECKING:
     from loudou.backends.base import Store
@@ -91,15 +92,9 @@ def _as_datetime(value: date | datetime | str, field: str, end: bool = False) ->
         plain_date = len(value.strip()) <= 10
         value = parsed.date() if plain_date else parsed
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else _utc_naive(value)
+        return naive_utc(value)
     d = datetime(value.year, value.month, value.day)
     return d + timedelta(days=1) if end else d
-
-
-def _utc_naive(d: datetime) -> datetime:
-    from datetime import UTC
-
-    return d.astimezone(UTC).replace(tzinfo=None)
 
 
 def duration_option(value: str | int, field: str) -> int:
@@ -123,16 +118,6 @@ def date_range(
     if since is not None and until is not None and until <= since:
         raise KpiError("the range is empty: --to is before --from", "--to")
     return DateRange(since, until)
-
-
-def to_us(d: datetime) -> int:
-    if d.tzinfo is not None:
-        d = _utc_naive(d)
-    return (d - datetime(1970, 1, 1)) // timedelta(microseconds=1)
-
-
-def from_us(t: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(microseconds=int(t))
 
 
 def ts_us(table: pa.Table, column: str = "ts") -> np.ndarray:

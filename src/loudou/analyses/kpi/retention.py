@@ -291,7 +291,7 @@ def run_churn_risk(
 ) -> ChurnRiskResult:
     """The churn-risk list (流失预警): slipping buyers ranked by value at risk."""
     from loudou.analyses.kpi.clv import run_clv
-    from loudou.analyses.kpi.common import to_us
+    from loudou.model.times import to_us
 
     if not 0 < p_alive_below <= 1:
         raise KpiError("P(alive) threshold must be in (0, 1]", "--p-alive-below")

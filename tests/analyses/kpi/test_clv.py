@@ -184,7 +184,7 @@ def test_store_clv_matches_lifetimes_pipeline(cdnow_transactions, cdnow_store):
 
 
 def test_cli_clv_json_contract(cdnow_store):
-    from test_kpi_cli import run
+    from cli_process import run
 
     r = run(
         "kpi",

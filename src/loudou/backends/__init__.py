@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loudou.backends import discovery
 from loudou.backends.base import Store, WriteResult
 from loudou.backends.discovery import ServerInfo
 from loudou.errors import StoreError
@@ -94,8 +95,6 @@ def withdraw(url: str | Path) -> None:
 
 
 def _open_duckdb(location: str, read_only: bool) -> Store:
-    from loudou.backends import discovery
-
     server = discovery.live_server(location)
     if server is not None:
         from loudou.backends.remote import RemoteStore
@@ -113,8 +112,6 @@ def _open_duckdb_for_server(location: str) -> Store:
 
 
 def _register_builtin() -> None:
-    from loudou.backends import discovery
-
     register_backend(
         "duckdb",
         Backend(

@@ -84,11 +84,9 @@ def command(a: Analysis) -> Callable[..., None]:
         }
         try:
             params = a.params.model_validate(values)
-        except ValidationError as e:
+        except ValidationError as e:  # named as the parameter: main() spells it as an option
             first = e.errors()[0]
-            name = str(first["loc"][0]) if first["loc"] else ""
-            where = flag(name, fields[name]) if name in fields else "options"
-            raise LoudouError(str(first["msg"]), where) from None
+            raise LoudouError(str(first["msg"]), ".".join(map(str, first["loc"]))) from None
         language = resolve_lang(given["lang"])
         with opened(given["db"], read_only=True) as store:
             spec = None

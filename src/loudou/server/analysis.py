@@ -25,8 +25,6 @@ router = APIRouter(tags=["analysis"])
 _reader = require("read", "admin", what="read data")
 Spec = Field(description="A funnel spec: the YAML spec's fields as JSON (or a template).")
 Segment = Field(None, description="Only customers in this saved segment.")
-Period = Field("week", description="day, week or month of step-1 time.")
-MinCustomers = Field(30, ge=1, description="Smaller cells say 'too few customers'.")
 
 
 class SpecBody(Body):

@@ -14,25 +14,19 @@ from starlette.responses import Response
 from loudou.analyses.registry import ANALYSES, Analysis, Params
 from loudou.backends.base import Store
 from loudou.present.render import document
+from loudou.server.analysis import SpecBody
 from loudou.server.auth import require
 from loudou.server.reads import Body, answer_async, body_schema, read_model, spec_of
 
 router = APIRouter(tags=["analysis"])
 _reader = require("read", "admin", what="read data")
-SPEC_HELP = "A funnel spec: the YAML spec's fields as JSON (or a template)."
 
 
 def body_model(a: Analysis) -> type[Body]:
-    """The route's body: the analysis's parameters, and ``spec`` first for a funnel's."""
-    fields: dict[str, Any] = {}
-    if a.on_funnel:
-        from pydantic import Field
-
-        fields["spec"] = (dict[str, Any], Field(description=SPEC_HELP))
-    for name, field in a.params.model_fields.items():
-        fields[name] = (field.annotation, field)
+    """The route's body: the analysis's parameters, after ``spec`` for a funnel's."""
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in a.params.model_fields.items()}
     name = "".join(part.title() for part in a.name.split("-")) + "Body"
-    model: type[Body] = create_model(name, __base__=Body, **fields)
+    model: type[Body] = create_model(name, __base__=SpecBody if a.on_funnel else Body, **fields)
     return model
 
 
